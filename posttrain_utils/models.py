@@ -1,0 +1,86 @@
+"""Loading models and tokenizers: one function for both profiles.
+
+Introduced in chapter 0. `load_model` takes a local directory (the ``cpu`` profile's tiny base
+model, or any checkpoint a chapter saved) or a Hub id (the ``gpu`` profile's SmolLM2). It always
+loads safetensors, never runs remote code, and makes sure the tokenizer carries a chat template
+with generation markers, so that TRL's assistant-only loss works on every model the course uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .chat import CHAT_TEMPLATE
+from .profiles import Profile, get_profile
+
+# ChatML, used when a Hub base model (e.g. SmolLM2) has <|im_start|>/<|im_end|> but no usable
+# template with generation markers. Same structure as the tiny model's CHAT_TEMPLATE.
+CHATML_TEMPLATE = (
+    CHAT_TEMPLATE.replace("'<|assistant|>\n'", "'<|im_start|>assistant\n'")
+    .replace("'<|end|>'", "'<|im_end|>'")
+    .replace("'<|' + message['role'] + '|>\n'", "'<|im_start|>' + message['role'] + '\n'")
+    .replace("'<|end|>\n'", "'<|im_end|>\n'")
+)
+
+
+def load_tokenizer(source: str | Path, profile: Profile | None = None):
+    """Load a tokenizer and give it the course's chat conventions if it lacks them.
+
+    Args:
+        source: a local directory or a Hub id.
+        profile: decides whether the network may be used (default: the active profile).
+
+    Returns:
+        A `PreTrainedTokenizerFast` whose template marks assistant turns with `{% generation %}`,
+        whose `eos_token` ends a chat turn and which pads on the left (for generation).
+    """
+    from transformers import AutoTokenizer
+
+    profile = profile or get_profile()
+    tok = AutoTokenizer.from_pretrained(str(source), local_files_only=profile.offline)
+    if "{% generation %}" not in (tok.chat_template or ""):
+        if "<|im_end|>" not in tok.get_vocab():
+            raise ValueError(f"tokenizer at {source} has no chat template with generation markers and no "
+                             "<|im_start|>/<|im_end|> tokens to build one from")
+        tok.chat_template = CHATML_TEMPLATE
+        tok.eos_token = "<|im_end|>"
+    if tok.pad_token is None or tok.pad_token == tok.eos_token:
+        # a pad token separate from EOS, so that masking padding never masks a real end of turn
+        tok.pad_token = tok.unk_token or "<|endoftext|>"
+    tok.padding_side = "left"
+    return tok
+
+
+def load_model(source: str | Path | None = None, profile: Profile | None = None, *, for_training: bool = True):
+    """Load a causal LM and its tokenizer, the same way in every profile.
+
+    Args:
+        source: a local directory or Hub id; defaults to the profile's base model.
+        profile: the run profile (default: the active one) for device, dtype and offline mode.
+        for_training: keep dropout settings as saved and the model in train mode; otherwise eval mode.
+
+    Returns:
+        `(model, tokenizer)`: a transformers `PreTrainedModel` on the profile's device and its tokenizer.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    profile = profile or get_profile()
+    source = str(source or profile.model_name_or_path)
+    if profile.offline and not Path(source).is_dir():
+        raise FileNotFoundError(f"profile {profile.name!r} is offline and {source!r} is not a local directory")
+    tokenizer = load_tokenizer(source, profile)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, profile.dtype),
+                                                 local_files_only=profile.offline, use_safetensors=True)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.to(profile.device)
+    model.train(for_training)
+    return model, tokenizer
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """`(trainable, total)` parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())

@@ -1,0 +1,155 @@
+"""Run profiles: the one place that decides model, device, dtype, threads, data sizes and budgets.
+
+Introduced in chapter 0. Two profiles exist:
+
+* ``cpu`` (default without CUDA, and always in CI): the course's own tiny base model shipped in
+  ``posttrain_utils/assets/tiny-base``, one thread per process, budgets of a few minutes per
+  notebook on 2 cores, and *no network access at all*.
+* ``gpu`` (default with CUDA): ``HuggingFaceTB/SmolLM2-135M`` from the Hub, sized for a free
+  16 GB Colab T4 (see `GPU_BASE_MODEL`).
+
+Override the automatic choice with the environment variable ``POSTTRAIN_PROFILE=cpu|gpu``.
+Call `activate()` first thing in a notebook, before importing transformers or TRL.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILE_ENV = "POSTTRAIN_PROFILE"
+TINY_BASE_DIR = Path(__file__).parent / "assets" / "tiny-base"
+# SmolLM2-135M: a Llama-architecture base model like our tiny one, so every chapter's code path is
+# the same. At 135 M parameters a full fine-tune with AdamW needs ~2.2 GB, and PPO's four models
+# (policy, reference, reward, value) fit a 16 GB T4 with room for activations; a 0.5 B model would
+# not leave that room.
+GPU_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M"
+SEED = 0
+_OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that differs between a laptop CPU run and a GPU run.
+
+    Args:
+        name: ``"cpu"`` or ``"gpu"``.
+        model_name_or_path: a local directory or a Hub id, passed to `models.load_model`.
+        device: ``"cpu"`` or ``"cuda"``.
+        dtype: the dtype weights are loaded in (training keeps fp32 master weights).
+        num_threads: torch threads per process (``None`` leaves torch's default).
+        offline: forbid all network access (Hub, datasets, telemetry).
+        max_length: longest tokenized example used in training.
+        n_eval: held-out prompts used by evaluation helpers.
+        n_samples: samples per prompt for sampled (temperature 1) metrics.
+        max_new_tokens: generation budget per reply.
+        budgets: per-chapter training budgets (step counts, never wall time).
+    """
+
+    name: str
+    model_name_or_path: str
+    device: str
+    dtype: str
+    num_threads: int | None
+    offline: bool
+    max_length: int
+    n_eval: int
+    n_samples: int
+    max_new_tokens: int
+    budgets: dict = field(default_factory=dict)
+
+    def budget(self, chapter: str) -> dict:
+        """The budget for `chapter` (e.g. ``"sft"``) as a dict of keyword arguments."""
+        if chapter not in self.budgets:
+            raise KeyError(f"profile {self.name!r} has no budget for {chapter!r}; known: {sorted(self.budgets)}")
+        return dict(self.budgets[chapter])
+
+    def trainer_kwargs(self) -> dict:
+        """Arguments every TRL config needs in this profile (device, precision, quiet logging)."""
+        on_cpu = self.device == "cpu"
+        bf16 = (not on_cpu) and _cuda_bf16()
+        return dict(use_cpu=on_cpu, bf16=bf16, fp16=(not on_cpu) and not bf16, gradient_checkpointing=False,
+                    report_to="none", seed=SEED, data_seed=SEED, save_strategy="no",
+                    disable_tqdm=True, logging_steps=10, dataloader_num_workers=0)
+
+
+def _cuda_bf16() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+CPU = Profile(
+    name="cpu", model_name_or_path=str(TINY_BASE_DIR), device="cpu", dtype="float32", num_threads=1,
+    offline=True, max_length=128, n_eval=200, n_samples=2, max_new_tokens=48,
+    budgets={
+        "sft": dict(max_steps=120, per_device_train_batch_size=32, learning_rate=5e-4),
+        "peft": dict(max_steps=120, per_device_train_batch_size=32, learning_rate=3e-3),
+    },
+)
+GPU = Profile(
+    name="gpu", model_name_or_path=GPU_BASE_MODEL, device="cuda", dtype="float32", num_threads=None,
+    offline=False, max_length=256, n_eval=200, n_samples=2, max_new_tokens=64,
+    budgets={
+        "sft": dict(max_steps=300, per_device_train_batch_size=16, learning_rate=5e-5),
+        "peft": dict(max_steps=300, per_device_train_batch_size=16, learning_rate=2e-4),
+    },
+)
+PROFILES = {"cpu": CPU, "gpu": GPU}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Pick a profile: `name`, else ``$POSTTRAIN_PROFILE``, else ``gpu`` if CUDA is available, else ``cpu``."""
+    name = name or os.environ.get(PROFILE_ENV)
+    if name is None:
+        import torch
+
+        name = "gpu" if torch.cuda.is_available() else "cpu"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r} (from {PROFILE_ENV} or argument); expected one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+def go_offline() -> None:
+    """Forbid Hub downloads and telemetry, also for libraries imported before this call."""
+    os.environ.update(_OFFLINE_ENV)
+    if "huggingface_hub" in sys.modules:  # constants are read at import time
+        sys.modules["huggingface_hub"].constants.HF_HUB_OFFLINE = True
+        sys.modules["huggingface_hub"].constants.HF_HUB_DISABLE_TELEMETRY = True
+
+
+def seed_everything(seed: int = SEED) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def activate(name: str | None = None, seed: int = SEED) -> Profile:
+    """Choose the profile, apply it (offline mode, threads, quiet logs) and seed everything.
+
+    Call this in a notebook's setup cell before importing transformers or TRL.
+    """
+    profile = get_profile(name)
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if profile.offline:
+        go_offline()
+    import torch
+
+    if profile.num_threads:
+        torch.set_num_threads(profile.num_threads)
+    if profile.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("profile 'gpu' needs CUDA; set POSTTRAIN_PROFILE=cpu to run on the CPU")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    seed_everything(seed)
+    return profile
