@@ -112,3 +112,38 @@ def evaluate(model, tokenizer, records: Sequence[dict], *, sample: bool = False,
     replies = generate(model, tokenizer, [r["prompt"] for r in records], max_new_tokens=max_new_tokens,
                        sample=sample, seed=seed)
     return score(replies, records)
+
+
+def knowledge_probe(model, tokenizer, countries=None, batch_size: int = 64) -> tuple[float, list[dict]]:
+    """Complete held-out fact statements as plain text (no chat template), greedily.
+
+    Uses `world.HELDOUT_FACT_PROMPTS`, phrasings that never occur in the pretraining corpus, so it
+    measures knowledge rather than memorised sentences. Works on base and chat models alike.
+
+    Returns:
+        `(accuracy, rows)` where each row has ``prompt``, ``expected``, ``completion`` and ``correct``.
+    """
+    import torch
+
+    from .world import HELDOUT_FACT_PROMPTS, make_countries
+
+    countries = countries or make_countries()
+    items = [(template.format(c=c.name), c.value(attribute))
+             for attribute, (template, _) in HELDOUT_FACT_PROMPTS.items() for c in countries]
+    was_training = model.training
+    model.eval()
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    rows = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        enc = tokenizer([p for p, _ in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        with torch.no_grad():
+            gen = model.generate(**enc, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        for (prompt, expected), row in zip(chunk, gen[:, enc["input_ids"].shape[1]:]):
+            completion = tokenizer.decode(row, skip_special_tokens=True)
+            first_word = re.sub(r"[^\w]", " ", completion).split()[:1]
+            rows.append({"prompt": prompt, "expected": expected, "completion": completion,
+                         "correct": first_word == [expected]})
+    model.train(was_training)
+    return sum(r["correct"] for r in rows) / len(rows), rows

@@ -1,0 +1,81 @@
+"""Profiles: automatic choice, override, budgets, and the gpu loading route (run on CPU)."""
+
+import dataclasses
+
+import pytest
+
+from posttrain_utils import profiles
+from posttrain_utils.models import load_model
+
+
+def test_env_override(monkeypatch):
+    monkeypatch.setenv(profiles.PROFILE_ENV, "gpu")
+    assert profiles.get_profile().name == "gpu"
+    monkeypatch.setenv(profiles.PROFILE_ENV, "cpu")
+    assert profiles.get_profile().name == "cpu"
+    monkeypatch.setenv(profiles.PROFILE_ENV, "tpu")
+    with pytest.raises(ValueError, match="unknown profile 'tpu'"):
+        profiles.get_profile()
+
+
+def test_default_without_cuda_is_cpu(monkeypatch):
+    monkeypatch.delenv(profiles.PROFILE_ENV, raising=False)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert profiles.get_profile().name == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert profiles.get_profile().name == "gpu"
+
+
+def test_cpu_profile_is_offline_and_local():
+    cpu = profiles.CPU
+    assert cpu.offline and cpu.device == "cpu"
+    assert (profiles.TINY_BASE_DIR / "model.safetensors").exists()
+    assert cpu.trainer_kwargs()["use_cpu"] and not cpu.trainer_kwargs()["bf16"]
+    with pytest.raises(KeyError, match="no budget"):
+        cpu.budget("nonexistent-chapter")
+    assert set(profiles.CPU.budgets) == set(profiles.GPU.budgets)
+
+
+def test_activate_sets_offline_env(monkeypatch):
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    profiles.activate("cpu")
+    import os
+
+    import huggingface_hub
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and huggingface_hub.constants.HF_HUB_OFFLINE
+
+
+def _chatml_checkpoint(tmp_path):
+    """A local stand-in for a Hub base model: ChatML special tokens, no generation template."""
+    model, tok = load_model(profile=profiles.CPU)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.chat_template = None
+    model.resize_token_embeddings(len(tok))
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    return tmp_path
+
+
+def test_gpu_route_loads_a_local_directory(tmp_path):
+    """The gpu profile's loader, minus CUDA: same function, ChatML template installed."""
+    gpu_on_cpu = dataclasses.replace(profiles.GPU, model_name_or_path=str(_chatml_checkpoint(tmp_path)),
+                                     device="cpu")
+    model, tok = load_model(profile=gpu_on_cpu)
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token != tok.eos_token
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+                                   tokenize=False)
+    assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nyo<|im_end|>\n"
+    enc = tok.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+                                  return_dict=True, return_assistant_tokens_mask=True)
+    assert 0 < sum(enc["assistant_masks"]) < len(enc["input_ids"])
+    assert model.generation_config.eos_token_id == tok.eos_token_id
+
+
+def test_offline_profile_refuses_hub_ids():
+    hub = dataclasses.replace(profiles.CPU, model_name_or_path="HuggingFaceTB/SmolLM2-135M")
+    with pytest.raises(FileNotFoundError, match="offline"):
+        load_model(profile=hub)
