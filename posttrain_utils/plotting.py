@@ -1,0 +1,84 @@
+"""Plots shared by the chapters: the pipeline diagram, training curves and metric comparisons.
+
+Introduced in chapter 0 (the pipeline diagram); chapter 2 adds training curves from a trainer's
+`log_history`. Every function returns the matplotlib `Figure` so notebooks can tweak it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+PIPELINE = [("Pretraining", "next-token prediction\non web-scale text", "ch. 0"),
+            ("SFT", "imitate good\ndemonstrations", "ch. 2-3"),
+            ("Preference tuning", "reward model + PPO,\nor DPO and friends", "ch. 4-7"),
+            ("RL with verifiable\nrewards", "GRPO on checkable\ntasks", "ch. 8")]
+
+
+def pipeline_diagram(stages=PIPELINE):
+    """The post-training pipeline as boxes and arrows."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(11, 2.6))
+    ax.set_xlim(0, 4 * len(stages))
+    ax.set_ylim(0, 3)
+    ax.axis("off")
+    colours = ["#d9d9d9", "#9ecae1", "#fdae6b", "#a1d99b"]
+    for i, (title, body, chapters) in enumerate(stages):
+        x = 4 * i + 0.2
+        ax.add_patch(FancyBboxPatch((x, 0.4), 3.2, 2.2, boxstyle="round,pad=0.05", fc=colours[i % 4], ec="black"))
+        ax.text(x + 1.6, 2.1, title, ha="center", va="center", fontsize=11, weight="bold")
+        ax.text(x + 1.6, 1.2, body, ha="center", va="center", fontsize=9)
+        ax.text(x + 1.6, 0.6, chapters, ha="center", va="center", fontsize=8, style="italic")
+        if i < len(stages) - 1:
+            ax.annotate("", xy=(x + 4.0, 1.5), xytext=(x + 3.35, 1.5), arrowprops=dict(arrowstyle="->", lw=2))
+    ax.text(2 * len(stages), 2.85, "post-training  →", ha="center", fontsize=10, color="#555")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(log_histories: Mapping[str, Sequence[dict]], keys=("loss", "eval_loss"), title: str = ""):
+    """Plot `keys` against step from one or more `trainer.state.log_history` lists.
+
+    Args:
+        log_histories: run name -> the trainer's `state.log_history`.
+        keys: logged metrics to draw; each run draws a line per key present.
+        title: figure title.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for run, history in log_histories.items():
+        for key in keys:
+            points = [(h["step"], h[key]) for h in history if key in h]
+            if points:
+                ax.plot(*zip(*points), marker="o" if key.startswith("eval") else None, ms=3,
+                        ls="--" if key.startswith("eval") else "-", label=f"{run}: {key}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def compare_bars(results: Mapping[str, Mapping[str, float]], metrics: Sequence[str], title: str = ""):
+    """Grouped bars: one group per metric, one bar per model (values in [0, 1])."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(results)
+    width = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(metrics), 3.2))
+    x = np.arange(len(metrics))
+    for i, name in enumerate(names):
+        values = [results[name][m] for m in metrics]
+        bars = ax.bar(x + i * width - 0.4 + width / 2, values, width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, metrics)
+    ax.set_ylim(0, 1.15)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
