@@ -27,13 +27,14 @@ def cache_dir(profile: Profile | None = None) -> Path:
 
 def sft_config(profile: Profile, output_dir: str | Path, **overrides):
     """The course's SFT recipe as a TRL `SFTConfig`: assistant-only loss, padding (no packing),
-    the profile's step budget. `overrides` replace any field (e.g. ``max_steps=600``)."""
+    the profile's step budget, held-out loss every 20 steps. `overrides` replace any field
+    (e.g. ``max_steps=600``)."""
     from trl import SFTConfig
 
     kwargs = dict(profile.trainer_kwargs(), **profile.budget("sft"))
     kwargs.update(output_dir=str(output_dir), max_length=profile.max_length, assistant_only_loss=True,
                   packing=False, lr_scheduler_type="cosine", warmup_steps=10, weight_decay=0.0,
-                  per_device_eval_batch_size=64)
+                  per_device_eval_batch_size=64, eval_strategy="steps", eval_steps=20)
     kwargs.update(overrides)
     return SFTConfig(**kwargs)
 
@@ -70,7 +71,8 @@ def train_sft_model(profile: Profile, output_dir: str | Path):
     seed_everything()
     model, tokenizer = load_model(profile=profile)
     trainer = SFTTrainer(model=model, args=sft_config(profile, output_dir),
-                         train_dataset=load_dataset("sft_train", columns=["messages"]), processing_class=tokenizer)
+                         train_dataset=load_dataset("sft_train", columns=["messages"]),
+                         eval_dataset=load_dataset("sft_heldout", columns=["messages"]), processing_class=tokenizer)
     trainer.train()
     return trainer.model, tokenizer
 
