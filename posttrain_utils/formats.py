@@ -56,6 +56,13 @@ def _text(record: dict, key: str, field: str | None = None, optional: bool = Fal
     return value
 
 
+def _need(record: dict, key: str):
+    """The value of a required field of any type."""
+    if key not in record:
+        raise _Bad(key, "missing field")
+    return record[key]
+
+
 def _pick(record: dict, names: tuple[str, ...]) -> str:
     """The one key of `names` present in `record` (aliases such as reasoning/rationale)."""
     present = [n for n in names if n in record]
@@ -133,9 +140,7 @@ def _conversation(value, field: str, tool_calls: bool = False) -> list[dict]:
 
 def _prompt(record: dict, key: str = "prompt"):
     """A prompt: a string, or messages that do not end with an assistant turn."""
-    if key not in record:
-        raise _Bad(key, "missing field")
-    if isinstance(record[key], str):
+    if isinstance(_need(record, key), str):
         return _text(record, key)
     msgs = _messages(record[key], key)
     if msgs[-1]["role"] == "assistant":
@@ -146,9 +151,7 @@ def _prompt(record: dict, key: str = "prompt"):
 
 def _completion(record: dict, key: str, prompt) -> str | list:
     """A completion matching the prompt's type: a string, or assistant (and tool) turns ending with an assistant."""
-    if key not in record:
-        raise _Bad(key, "missing field")
-    value = record[key]
+    value = _need(record, key)
     if isinstance(prompt, str):
         if not isinstance(value, str):
             raise _Bad(key, f"the prompt is a string, so {key} must be a string too, not {type(value).__name__}")
@@ -181,9 +184,7 @@ def _check_text(r: dict) -> None:
 
 
 def _check_messages(r: dict) -> None:
-    if "messages" not in r:
-        raise _Bad("messages", "missing field")
-    _conversation(r["messages"], "messages")
+    _conversation(_need(r, "messages"), "messages")
 
 
 def _check_prompt_completion(r: dict) -> None:
@@ -196,10 +197,7 @@ def _check_preference(r: dict) -> None:
         _completion(r, "chosen", prompt)
         _completion(r, "rejected", prompt)
     else:  # implicit prompt: two full texts or conversations sharing a prefix
-        for k in ("chosen", "rejected"):
-            if k not in r:
-                raise _Bad(k, "missing field")
-        if isinstance(r["chosen"], str) != isinstance(r["rejected"], str):
+        if isinstance(_need(r, "chosen"), str) != isinstance(_need(r, "rejected"), str):
             raise _Bad("rejected", "chosen and rejected must both be strings or both be conversations")
         if isinstance(r["chosen"], str):
             _text(r, "chosen")
@@ -235,9 +233,7 @@ def implicit_prompt_length(chosen: list[dict], rejected: list[dict]) -> int:
 
 def _check_kto(r: dict) -> None:
     _check_prompt_completion(r)
-    if "label" not in r:
-        raise _Bad("label", "missing field")
-    if not isinstance(r["label"], bool):
+    if not isinstance(_need(r, "label"), bool):
         raise _Bad("label", f"expected true or false, got {r['label']!r} ({type(r['label']).__name__})")
 
 

@@ -1,7 +1,8 @@
-"""Validators for the source formats: data as it is found, before conversion into TRL's formats.
+"""The source formats: data as it is found, before conversion into TRL's formats.
 
-Introduced in chapter 1 ("Data formats"); `formats.validate_record(record, fmt)` dispatches here
-for these format names (`convert` turns them into TRL's formats):
+Introduced in chapter 1 ("Data formats"). This module holds their validators (reached through
+`formats.validate_record(record, fmt)`) and the helpers that render them as chat turns (used by
+`convert`, which documents the rendering choices). The format names and shapes:
 
 * ``instruction``: ``{"instruction", "input"?, "output", "system"?}`` (Alpaca).
 * ``multitask``: ``{"task", "output"}`` plus at least one of ``context``, ``question``, ``input``;
@@ -22,9 +23,15 @@ for these format names (`convert` turns them into TRL's formats):
 
 from __future__ import annotations
 
-from .formats import _Bad, _calls, _completion, _conversation, _distinct, _messages, _number, _pick, _prompt, _text
+import copy
+import json
+import re
+
+from .formats import (_Bad, _calls, _completion, _conversation, _distinct, _messages, _need, _number, _pick, _prompt,
+                      _text)
 
 MULTITASK_INPUTS = ("context", "question", "input")  # rendered in this order after the task line
+TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 COT_FIELDS = {"question": ("question", "prompt"), "reasoning": ("reasoning", "chain_of_thought", "rationale"),
               "answer": ("answer", "conclusion")}
 
@@ -109,9 +116,7 @@ def response_text(response) -> str:
 
 def _check_ranking(r: dict) -> None:
     _prompt(r)
-    if "responses" not in r:
-        raise _Bad("responses", "missing field")
-    if not isinstance(r["responses"], list) or len(r["responses"]) < 2:
+    if not isinstance(_need(r, "responses"), list) or len(r["responses"]) < 2:
         raise _Bad("responses", "expected a list of at least 2 responses")
     for i, resp in enumerate(r["responses"]):
         _text({"text": resp} if not isinstance(resp, dict) else resp, "text", f"responses[{i}]"
@@ -140,15 +145,18 @@ def _check_cot(r: dict) -> None:
 
 def _check_tool_calls(r: dict) -> None:
     if "final_response" in r:  # flat shape: messages + tool_calls + tool_responses + final_response
-        if _messages(r.get("messages"), "messages")[-1]["role"] == "assistant":
+        if _messages(_need(r, "messages"), "messages")[-1]["role"] == "assistant":
             raise _Bad("messages", "the messages before the tool call must not end with an assistant turn")
-        _calls(r.get("tool_calls"), "tool_calls")
-        responses = r.get("tool_responses")
+        _calls(_need(r, "tool_calls"), "tool_calls")
+        responses = _need(r, "tool_responses")
         if not isinstance(responses, list) or len(responses) != len(r["tool_calls"]):
             raise _Bad("tool_responses", f"expected a list with one result per tool call ({len(r['tool_calls'])})")
+        for i, result in enumerate(responses):
+            if result in (None, "", {}, []) or (isinstance(result, str) and not result.strip()):
+                raise _Bad(f"tool_responses[{i}]", "empty tool result")
         _text(r, "final_response")
         return
-    msgs = _conversation(r.get("messages"), "messages", tool_calls=True)
+    msgs = _conversation(_need(r, "messages"), "messages", tool_calls=True)
     if not any("tool_calls" in m for m in msgs):
         raise _Bad("messages", "no assistant turn calls a tool (plain chats are format 'messages')")
     for i, m in enumerate(msgs):
@@ -166,3 +174,57 @@ SOURCE_VALIDATORS = {
     "ranking": _check_ranking, "critique_revision": _check_critique_revision, "cot": _check_cot,
     "tool_calls": _check_tool_calls,
 }
+
+
+# ----- how source formats are rendered as chat turns (used by `convert`) ------------------------
+def multitask_prompt(record: dict) -> str:
+    """The user turn for a ``multitask`` record (see the module docstring)."""
+    skip = {"task", "output", *MULTITASK_INPUTS}
+    lines = [f"Task: {record['task']}"]
+    lines += [f"{k}: {v}" for k, v in record.items()
+              if k not in skip and isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+    lines += [f"{k.capitalize()}: {record[k]}" for k in MULTITASK_INPUTS if k in record]
+    return "\n".join(lines)
+
+
+def cot_parts(record: dict) -> tuple[str, str, str]:
+    """``(question, reasoning, answer)`` of a ``cot`` record, whichever field names it uses."""
+    return tuple(next(record[n] for n in names if n in record) for names in COT_FIELDS.values())
+
+
+def cot_answer(content: str) -> str | None:
+    """The final answer in an assistant turn written by `to_messages(record, "cot")`, or None."""
+    match = re.search(r"(?:^|\n)Answer: (.*)\s*$", content)
+    return match.group(1).strip() if match else None
+
+
+def render_tool_calls(calls: list[dict]) -> str:
+    """Tool calls (OpenAI style or flat) as ``<tool_call>{json}</tool_call>`` lines."""
+    out = []
+    for call in calls:
+        fn = call.get("function", call)
+        args = fn.get("arguments", {})
+        args = json.loads(args) if isinstance(args, str) else args
+        out.append(f"<tool_call>{json.dumps({'name': fn['name'], 'arguments': args}, ensure_ascii=False)}</tool_call>")
+    return "\n".join(out)
+
+
+def parse_tool_calls(content: str) -> list[dict]:
+    """The ``{"name", "arguments"}`` calls written into `content` by `render_tool_calls`."""
+    return [json.loads(m) for m in TOOL_CALL.findall(content)]
+
+
+def tool_messages(record: dict) -> list[dict]:
+    """A ``tool_calls`` record (either shape) as plain messages, calls rendered into the content."""
+    if "final_response" in record:  # flat shape
+        results = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in record["tool_responses"]]
+        call = {"role": "assistant", "content": render_tool_calls(record["tool_calls"])}
+        return (copy.deepcopy(record["messages"]) + [call] + [{"role": "tool", "content": r} for r in results]
+                + [{"role": "assistant", "content": record["final_response"]}])
+    out = []
+    for m in record["messages"]:
+        content = m.get("content") or ""
+        if "tool_calls" in m:
+            content = "\n".join(filter(None, [content.strip(), render_tool_calls(m["tool_calls"])]))
+        out.append({"role": m["role"], "content": content})
+    return out
