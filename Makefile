@@ -1,0 +1,135 @@
+# Post-training LLMs, hands-on: build and test.
+#
+# The two commands (README.md):
+#   make book   execute every chapter notebook once (cpu profile) and build the site
+#               -> _build/html/index.html
+#   make test   unit tests, md/ipynb pair-sync check, every chapter notebook executed once,
+#               then the site built with warnings as errors (what CI runs: .ci/run)
+#
+# Helpers:
+#   make env      create .venv (python3.11) and install torch==2.13.0, requirements.txt, -e .
+#   make unit     unit tests only          make pairs    pair-sync check only
+#   make stage    copy the book sources to _stage (fresh, output-free notebooks)
+#   make execute  stage + run every chapter notebook there once (nbmake --overwrite)
+#   make site     build _stage (already executed) into _build/html with -W
+#   make sync     jupytext --sync every chapters/*.md with its .ipynb, then strip outputs
+#   make world    regenerate the tiny base model and the shipped datasets
+#   make clean    remove _build and _stage
+#
+# Knobs (make VAR=value): PYTHON, VENV, TORCH (empty: keep the installed torch, e.g. on a GPU
+# machine), JOBS (parallel notebooks / test workers), NB_TIMEOUT (seconds per cell),
+# POSTTRAIN_PROFILE (cpu by default; gpu needs CUDA and the network).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+TORCH ?= torch==2.13.0
+JOBS ?= 2
+NB_TIMEOUT ?= 1800
+STAGE := _stage
+HTML := _build/html
+ENV_STAMP := $(VENV)/.posttrain-installed
+# What the book is built from; anything else in the repository never reaches Sphinx.
+BOOK_SOURCES := _config.yml _toc.yml index.md chapters $(wildcard _static images references.bib)
+
+export POSTTRAIN_PROFILE ?= cpu
+ifeq ($(POSTTRAIN_PROFILE),cpu)
+# The cpu profile never touches the network: profiles.activate() installs posttrain_utils.netguard
+# when POSTTRAIN_NO_NETWORK=1, and the Hugging Face libraries are told to stay offline.
+export POSTTRAIN_NO_NETWORK ?= 1
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY ?= 1
+endif
+# One thread per process: tiny models train 2-6x faster, and JOBS processes share the cores.
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
+
+.PHONY: help test book env unit pairs stage execute site sync world clean
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+
+## The two commands ##########################################################################
+
+test: env
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory pairs
+	$(MAKE) --no-print-directory execute
+	$(MAKE) --no-print-directory site
+
+book: env
+	$(MAKE) --no-print-directory execute
+	$(MAKE) --no-print-directory site
+
+## Environment ###############################################################################
+
+env: $(ENV_STAMP)
+
+$(ENV_STAMP): requirements.txt requirements-cpu.txt pyproject.toml
+	@if [ ! -x "$(BIN)/python" ]; then \
+	  echo "creating $(VENV) with $(PYTHON)"; "$(PYTHON)" -m venv "$(VENV)"; fi
+	$(if $(TORCH),"$(BIN)/python" -m pip install --quiet "$(TORCH)")
+	"$(BIN)/python" -m pip install --quiet -r requirements.txt
+	"$(BIN)/python" -m pip install --quiet --no-deps -e .
+	"$(BIN)/python" -m pip check
+	@touch "$@"
+
+## Steps #####################################################################################
+
+unit: env
+	"$(BIN)/python" -m pytest tests -n $(JOBS) -p no:cacheprovider --ignore=tests/test_pairs_sync.py
+
+pairs: env
+	"$(BIN)/python" -m pytest tests/test_pairs_sync.py -p no:cacheprovider -q
+
+# A fresh copy of the book sources: notebooks are executed there, so the committed .ipynb files
+# stay output-free.
+stage:
+	rm -rf "$(STAGE)"
+	mkdir -p "$(STAGE)"
+	cp -R $(BOOK_SOURCES) "$(STAGE)/"
+	find "$(STAGE)" \( -name .ipynb_checkpoints -o -name __pycache__ \) -prune -exec rm -rf {} +
+
+# Every chapter notebook runs exactly once, JOBS at a time, its outputs written back into the
+# staged copy. `-c /dev/null` keeps the repository's pytest settings and tests/conftest.py out of
+# it (kernels are separate processes anyway). The stage is not under _build: nbmake skips any
+# notebook with a `_build` directory in its path.
+execute: env stage
+	@ls "$(STAGE)"/chapters/*.ipynb >/dev/null 2>&1 || { \
+	  echo "error: no chapter notebooks in chapters/ (pair each .md with 'make sync')" >&2; exit 1; }
+	cd "$(STAGE)" && \
+	  "$(BIN)/python" -m pytest -c /dev/null --rootdir=. -p no:cacheprovider \
+	    --nbmake --nbmake-timeout=$(NB_TIMEOUT) --overwrite -n $(JOBS) --durations=0 chapters
+
+# Build the staged, already executed notebooks (execute_notebooks: "off" in _config.yml).
+# -W turns every Sphinx warning into an error; --keep-going is deliberately not used.
+site: env
+	@test -f "$(STAGE)/_toc.yml" || { echo "error: $(STAGE) is not staged; run 'make execute' first" >&2; exit 1; }
+	"$(BIN)/jupyter-book" build "$(STAGE)" --path-output . --builder html --all -W
+	@echo "The site is in $(abspath $(HTML))/index.html"
+
+## Authoring helpers #########################################################################
+
+# Bring each chapters/NN_name.md and its paired .ipynb in line (the newer one wins), then strip
+# outputs from the .ipynb so that only the sources are committed.
+sync: env
+	@shopt -s nullglob; for md in chapters/*.md; do \
+	  if head -n 20 "$$md" | grep -q '^jupytext:'; then "$(BIN)/jupytext" --quiet --sync "$$md"; fi; done
+	@shopt -s nullglob; nbs=(chapters/*.ipynb); if [ $${#nbs[@]} -gt 0 ]; then \
+	  "$(BIN)/python" scripts/strip_outputs.py "$${nbs[@]}"; fi
+
+# Regenerate the tiny base model (posttrain_utils/assets/tiny-base) and the datasets (data/).
+world: env
+	"$(BIN)/python" -m posttrain_utils.build_base
+	"$(BIN)/python" -m posttrain_utils.make_data
+
+clean:
+	rm -rf _build "$(STAGE)"
