@@ -17,10 +17,12 @@ from __future__ import annotations
 import os
 import random
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PROFILE_ENV = "POSTTRAIN_PROFILE"
+NO_NETWORK_ENV = "POSTTRAIN_NO_NETWORK"
 TINY_BASE_DIR = Path(__file__).parent / "assets" / "tiny-base"
 # SmolLM2-135M: a Llama-architecture base model like our tiny one, so every chapter's code path is
 # the same. At 135 M parameters a full fine-tune with AdamW needs ~2.2 GB, and PPO's four models
@@ -140,8 +142,13 @@ def activate(name: str | None = None, seed: int = SEED) -> Profile:
     profile = get_profile(name)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: plain progress bars
     if profile.offline:
         go_offline()
+    if os.environ.get(NO_NETWORK_ENV) == "1":  # set by `make test`/`make book`: any network use is an error
+        from . import netguard
+
+        netguard.forbid_network()
     import torch
 
     if profile.num_threads:
@@ -151,5 +158,9 @@ def activate(name: str | None = None, seed: int = SEED) -> Profile:
     import transformers
 
     transformers.logging.set_verbosity_error()
+    if profile.offline:  # the rendered book shows no download/processing bars
+        import datasets
+
+        datasets.disable_progress_bars()
     seed_everything(seed)
     return profile
