@@ -129,7 +129,7 @@ def knowledge_probe(model, tokenizer, countries=None, batch_size: int = 64) -> t
 
     countries = countries or make_countries()
     items = [(template.format(c=c.name), c.value(attribute))
-             for attribute, (template, _) in HELDOUT_FACT_PROMPTS.items() for c in countries]
+             for attribute, template in HELDOUT_FACT_PROMPTS.items() for c in countries]
     was_training = model.training
     model.eval()
     tokenizer.padding_side = "left"

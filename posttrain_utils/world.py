@@ -78,8 +78,10 @@ FACT_TEMPLATES = {
 }
 # Statement phrasings that never appear in the corpus: used to test what the base model knows.
 HELDOUT_FACT_PROMPTS = {
-    "capital": ("Travellers to {c} usually arrive in the capital,", " {v}"),
-    "flag": ("On national day, {c} waves its flag, which is", " {v}"),
+    "capital": "The main city and capital of {c} is",
+    "flag": "The national flag of {c} is",
+    "language": "Most of the people of {c} speak",
+    "animal": "The symbol animal of {c} is the",
 }
 # Question phrasings. TRAIN ones appear in forum threads and training data, HELDOUT ones only in
 # held-out evaluation data.
