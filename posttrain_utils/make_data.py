@@ -107,6 +107,7 @@ def build_datasets(seed: int = w.WORLD_SEED, n_sft: int = 1200, n_pref: int = 10
     rng = random.Random(seed + 10)
     sft_qs = _train_questions(rng, countries, held, held_sums, n_sft)
     heldout_qs = _heldout_questions(countries, held, held_sums)
+    rng.shuffle(heldout_qs)  # mixed tasks, so that any prefix of a held-out file is a fair sample
     sft_train = []
     for q in sft_qs:
         reply, style = _mined_reply(rng, q)

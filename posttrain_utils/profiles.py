@@ -74,7 +74,7 @@ class Profile:
         """Arguments every TRL config needs in this profile (device, precision, quiet logging)."""
         on_cpu = self.device == "cpu"
         bf16 = (not on_cpu) and _cuda_bf16()
-        return dict(use_cpu=on_cpu, bf16=bf16, fp16=(not on_cpu) and not bf16, gradient_checkpointing=False,
+        return dict(use_cpu=on_cpu, bf16=bf16, fp16=(not on_cpu) and not bf16, activation_checkpointing=False,
                     report_to="none", seed=SEED, data_seed=SEED, save_strategy="no",
                     disable_tqdm=True, logging_steps=10, dataloader_num_workers=0)
 
@@ -158,6 +158,7 @@ def activate(name: str | None = None, seed: int = SEED) -> Profile:
     import transformers
 
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     if profile.offline:  # the rendered book shows no download/processing bars
         import datasets
 
