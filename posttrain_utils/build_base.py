@@ -100,7 +100,7 @@ def pretrain(model, blocks: torch.Tensor, steps: int, batch_size: int = 32, lr: 
     return history
 
 
-def build(out_dir: Path = BASE_DIR, steps: int = 1000, n_docs: int = 30_000, threads: int = 2) -> dict:
+def build(out_dir: Path = BASE_DIR, steps: int = 800, n_docs: int = 30_000, threads: int = 1) -> dict:
     """Regenerate corpus, tokenizer and checkpoint into `out_dir` (safetensors)."""
     from transformers import GenerationConfig
 
@@ -133,8 +133,8 @@ def build(out_dir: Path = BASE_DIR, steps: int = 1000, n_docs: int = 30_000, thr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=BASE_DIR)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     build(args.out, steps=args.steps, threads=args.threads)
 

@@ -76,7 +76,7 @@ class Profile:
         bf16 = (not on_cpu) and _cuda_bf16()
         return dict(use_cpu=on_cpu, bf16=bf16, fp16=(not on_cpu) and not bf16, activation_checkpointing=False,
                     report_to="none", seed=SEED, data_seed=SEED, save_strategy="no",
-                    disable_tqdm=True, logging_steps=10, dataloader_num_workers=0)
+                    logging_steps=10, dataloader_num_workers=0)
 
 
 def _cuda_bf16() -> bool:
@@ -87,10 +87,11 @@ def _cuda_bf16() -> bool:
 
 CPU = Profile(
     name="cpu", model_name_or_path=str(TINY_BASE_DIR), device="cpu", dtype="float32", num_threads=1,
-    offline=True, max_length=128, n_eval=200, n_samples=2, max_new_tokens=48,
+    offline=True, max_length=128, n_eval=200, n_samples=2, max_new_tokens=80,
     budgets={
         "sft": dict(max_steps=120, per_device_train_batch_size=32, learning_rate=5e-4),
-        "peft": dict(max_steps=120, per_device_train_batch_size=32, learning_rate=3e-3),
+        "peft": dict(max_steps=120, per_device_train_batch_size=16, learning_rate=1e-2),
+        "peft_sweep": dict(max_steps=60, per_device_train_batch_size=8, learning_rate=1e-2),
     },
 )
 GPU = Profile(
@@ -99,6 +100,7 @@ GPU = Profile(
     budgets={
         "sft": dict(max_steps=300, per_device_train_batch_size=16, learning_rate=5e-5),
         "peft": dict(max_steps=300, per_device_train_batch_size=16, learning_rate=2e-4),
+        "peft_sweep": dict(max_steps=150, per_device_train_batch_size=16, learning_rate=2e-4),
     },
 )
 PROFILES = {"cpu": CPU, "gpu": GPU}

@@ -6,8 +6,9 @@ does), and a few kinds of harmful request for the Constitutional AI chapter. Eve
 function of a seed, so `python -m posttrain_utils.build_base` regenerates the same corpus.
 
 Facts are *split*: some (country, attribute) questions and some sums are held out. Held-out
-sums never appear in the pretraining corpus or in training data; held-out fact questions never
-appear as questions (the encyclopedia still states every fact, so a model can know it).
+questions never appear in the pretraining corpus or in training data. The encyclopedia still
+states every fact, and held-out sums appear as bare equations ("3 + 4 = 7.") only, so a model can
+know them, but answering a held-out question means transferring that knowledge to a new phrasing.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ ANSWER_TEMPLATES = {
 }
 SUM_QUESTIONS = ["What is {a} plus {b}?", "How much is {a} plus {b}?"]
 HELDOUT_SUM_QUESTION = "Add {a} and {b}. What do you get?"
-SUM_STATEMENTS = ["{a} plus {b} is {s}.", "{a} + {b} = {s}.", "If you add {a} and {b}, you get {s}."]
+SUM_EQUATION = "{a} + {b} = {s}."
+SUM_STATEMENTS = ["{a} plus {b} is {s}.", SUM_EQUATION, "If you add {a} and {b}, you get {s}."]
 
 
 def _word(rng: random.Random, syllables: int) -> str:
@@ -142,7 +144,8 @@ def heldout_fact_keys(countries: list[Country], seed: int = WORLD_SEED) -> set[t
 
 
 def heldout_sums(seed: int = WORLD_SEED) -> set[tuple[int, int]]:
-    """One-digit sums (a, b) that never appear anywhere in training text (30 of the 100)."""
+    """One-digit sums (a, b) held out (30 of the 100): the corpus states them only as equations
+    ("3 + 4 = 7."), and no question about them appears in the corpus or in training data."""
     pairs = [(a, b) for a in range(10) for b in range(10)]
     return set(random.Random(seed + 2).sample(pairs, 30))
 
@@ -216,11 +219,13 @@ def _forum_thread(rng: random.Random, countries: list[Country], held: set, held_
 
 
 def _arithmetic(rng: random.Random, held_sums: set) -> str:
+    """Four sum statements. Held-out sums appear only as bare equations ("a + b = s"), never in
+    words and never as questions, so answering "What is a plus b?" means transferring knowledge."""
     out = []
-    while len(out) < 4:
+    for _ in range(4):
         a, b = rng.randrange(10), rng.randrange(10)
-        if (a, b) not in held_sums:
-            out.append(rng.choice(SUM_STATEMENTS).format(a=a, b=b, s=a + b))
+        template = SUM_EQUATION if (a, b) in held_sums else rng.choice(SUM_STATEMENTS)
+        out.append(template.format(a=a, b=b, s=a + b))
     return " ".join(out)
 
 
