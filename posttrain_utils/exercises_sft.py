@@ -6,7 +6,7 @@ from .notebook import feedback
 
 
 def check_overfitting(history: dict) -> bool:
-    """Exercise sft-ex1: over-training must make held-out loss *and* held-out facts worse.
+    """Exercise sft-ex1: over-training must leave held-out loss *and* held-out facts worse than their best.
 
     Args:
         history: ``{"eval_loss": [(step, loss), ...], "facts_em": [(step, em), ...]}`` with at least
@@ -22,11 +22,11 @@ def check_overfitting(history: dict) -> bool:
                     f"{facts[-1][1]:.2f} vs best {best_facts:.2f}: train longer, on fewer examples, or at a higher lr")
 
 
-def check_template_mismatch(matched_format: float, mismatched_format: float) -> bool:
-    """Exercise sft-ex2: prompting the SFT model without its chat template should break its format."""
-    ok = matched_format - mismatched_format >= 0.5
-    return feedback("sft-ex2", ok, f"format {matched_format:.2f} with the template vs {mismatched_format:.2f} without: "
-                    "build the mismatched prompt as plain text, e.g. 'User: ...\\nAssistant:'")
+def check_template_mismatch(matched_rude: float, mismatched_rude: float) -> bool:
+    """Exercise sft-ex2: outside its chat template the SFT model should be clearly ruder (greedy)."""
+    ok = mismatched_rude - matched_rude >= 0.1
+    return feedback("sft-ex2", ok, f"rude rate {matched_rude:.2f} with the template vs {mismatched_rude:.2f} without: "
+                    "build the mismatched prompt as plain text, e.g. 'User: ...\\nAssistant:', and decode greedily")
 
 
 def check_padding_fraction(answer: float, batch: dict, pad_token_id: int) -> bool:

@@ -89,7 +89,7 @@ CPU = Profile(
     name="cpu", model_name_or_path=str(TINY_BASE_DIR), device="cpu", dtype="float32", num_threads=1,
     offline=True, max_length=128, n_eval=200, n_samples=2, max_new_tokens=80,
     budgets={
-        "sft": dict(max_steps=120, per_device_train_batch_size=32, learning_rate=5e-4),
+        "sft": dict(max_steps=120, per_device_train_batch_size=16, learning_rate=1e-3),
         "peft": dict(max_steps=120, per_device_train_batch_size=16, learning_rate=1e-2),
         "peft_sweep": dict(max_steps=60, per_device_train_batch_size=8, learning_rate=1e-2),
     },
