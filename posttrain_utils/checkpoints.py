@@ -9,6 +9,9 @@ another instead of training twice into the same folder.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +20,7 @@ from .profiles import Profile, get_profile
 
 CACHE_ENV = "POSTTRAIN_CACHE"
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "checkpoints"
+RECIPE_FILE = "recipe.txt"
 
 
 def cache_dir(profile: Profile | None = None) -> Path:
@@ -39,25 +43,55 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
     return SFTConfig(**kwargs)
 
 
-def save_checkpoint(model, tokenizer, name: str, profile: Profile | None = None, overwrite: bool = False) -> Path:
+def sft_recipe(profile: Profile) -> str:
+    """A fingerprint of everything the SFT checkpoint depends on: the recipe's code, the profile's
+    budget, the training data and the base model's weights. A cached checkpoint with another
+    fingerprint is stale and gets retrained."""
+    from .data import DATA_DIR
+
+    h = hashlib.sha256(inspect.getsource(sft_config).encode())
+    h.update(json.dumps([profile.budget("sft"), profile.max_length, profile.model_name_or_path], sort_keys=True).encode())
+    files = [DATA_DIR / "sft_train.jsonl", DATA_DIR / "sft_heldout.jsonl"]
+    base = Path(profile.model_name_or_path) / "model.safetensors"
+    for f in files + ([base] if base.exists() else []):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def save_checkpoint(model, tokenizer, name: str, profile: Profile | None = None, recipe: str | None = None) -> Path:
     """Save `model` and `tokenizer` (safetensors) as cached checkpoint `name`, atomically.
 
-    Returns the checkpoint folder. An existing checkpoint is kept unless `overwrite`.
+    Args:
+        model: the model to save.
+        tokenizer: its tokenizer (saved with its chat template).
+        name: the checkpoint's name in the profile's cache (e.g. ``"sft"``).
+        profile: whose cache to use (default: the active profile).
+        recipe: a fingerprint of how the model was made (e.g. `sft_recipe`). An existing checkpoint
+            with the same fingerprint is kept; one with another fingerprint is replaced.
+
+    Returns:
+        The checkpoint folder.
     """
     from filelock import FileLock
 
     target = cache_dir(profile) / name
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if target.exists() and not overwrite:
+        if target.exists() and _recipe_of(target) == recipe:
             return target
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        (tmp / RECIPE_FILE).write_text(recipe or "")
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
     return target
+
+
+def _recipe_of(folder: Path) -> str | None:
+    path = folder / RECIPE_FILE
+    return (path.read_text() or None) if path.exists() else None
 
 
 def train_sft_model(profile: Profile, output_dir: str | Path):
@@ -86,8 +120,9 @@ def get_sft_model(profile: Profile | None = None):
     profile = profile or get_profile()
     target = cache_dir(profile) / "sft"
     target.parent.mkdir(parents=True, exist_ok=True)
+    recipe = sft_recipe(profile)
     with FileLock(str(target) + ".train.lock"):
-        if not target.exists():
+        if _recipe_of(target) != recipe:
             model, tokenizer = train_sft_model(profile, cache_dir(profile) / "runs" / "sft")
-            save_checkpoint(model, tokenizer, "sft", profile)
+            save_checkpoint(model, tokenizer, "sft", profile, recipe=recipe)
     return load_model(target, profile)
