@@ -15,7 +15,7 @@ def check_parameter_count(answer: int, model) -> bool:
 
 def check_forum_prompt(accuracy: float, n_prompts: int) -> bool:
     """Exercise intro-ex2: a forum-style prompt should get the base model to answer most facts."""
-    ok = n_prompts >= 20 and accuracy >= 0.8
+    ok = n_prompts >= 20 and accuracy >= 0.6
     return feedback("intro-ex2", ok, f"accuracy {accuracy:.0%} on {n_prompts} prompts; use at least 20 prompts and "
                     "write the prompt the way a thread looks in the corpus (Thread / Question from / Reply from)")
 
