@@ -136,6 +136,18 @@ def seed_everything(seed: int = SEED) -> None:
     torch.manual_seed(seed)
 
 
+def _quiet_trainer_logs() -> None:
+    """Keep trainers' progress bars but stop them printing every logged metrics dict.
+
+    The metrics still land in `trainer.state.log_history`, which the chapters plot; printed, they
+    would fill the rendered book with dozens of lines per run.
+    """
+    from transformers import trainer_callback
+
+    trainer_callback.ProgressCallback.on_log = lambda self, args, state, control, logs=None, **kwargs: None
+    trainer_callback.PrinterCallback.on_log = lambda self, args, state, control, logs=None, **kwargs: None
+
+
 def activate(name: str | None = None, seed: int = SEED) -> Profile:
     """Choose the profile, apply it (offline mode, threads, quiet logs) and seed everything.
 
@@ -161,6 +173,7 @@ def activate(name: str | None = None, seed: int = SEED) -> Profile:
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    _quiet_trainer_logs()
     if profile.offline:  # the rendered book shows no download/processing bars
         import datasets
 
