@@ -8,6 +8,7 @@ pretraining runs single-process with a fixed number of threads.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -124,7 +125,7 @@ def build(out_dir: Path = BASE_DIR, steps: int = 800, n_docs: int = 30_000, thre
                                                bos_token_id=tokenizer.bos_token_id)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    (out_dir / "pretraining_log.json").write_text(__import__("json").dumps(
+    (out_dir / "pretraining_log.json").write_text(json.dumps(
         {"steps": steps, "n_docs": n_docs, "threads": threads, "val_loss": history["val_loss"],
          "minutes": round(history["seconds"] / 60, 2)}, indent=1))
     return history

@@ -12,11 +12,6 @@ from importlib import metadata
 LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes")
 
 
-def in_colab() -> bool:
-    """True when running inside Google Colab."""
-    return "google.colab" in sys.modules
-
-
 def versions(libraries=LIBRARIES) -> dict[str, str]:
     """Installed versions of `libraries` ("not installed" when missing)."""
     out = {"python": platform.python_version()}
