@@ -14,6 +14,7 @@
 #   make site     build _stage (already executed) into _build/html with -W
 #   make sync     jupytext --sync every chapters/*.md with its .ipynb, then strip outputs
 #   make world    regenerate the tiny base model and the shipped datasets
+#   make seeds CHAPTER=03   run a chapter at seeds 0, 1, 2 -> chapters/seeds/03_*.json
 #   make clean    remove _build and _stage
 #
 # Knobs (make VAR=value): PYTHON, VENV, TORCH (empty: keep the installed torch, e.g. on a GPU
@@ -38,7 +39,7 @@ BOOK_SOURCES := _config.yml _toc.yml index.md chapters $(wildcard _static images
 
 export POSTTRAIN_PROFILE ?= cpu
 ifeq ($(POSTTRAIN_PROFILE),cpu)
-# The cpu profile never touches the network: profiles.activate() installs posttrain_utils.netguard
+# The cpu profile never touches the network: profiles.activate() installs posttrain_utils.runtime.netguard
 # when POSTTRAIN_NO_NETWORK=1, and the Hugging Face libraries are told to stay offline.
 export POSTTRAIN_NO_NETWORK ?= 1
 export HF_HUB_OFFLINE ?= 1
@@ -52,7 +53,7 @@ export MKL_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: help test book env unit pairs stage execute site sync world clean
+.PHONY: help test book env unit pairs stage execute site sync world seeds clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -128,8 +129,14 @@ sync: env
 
 # Regenerate the tiny base model (posttrain_utils/assets/tiny-base) and the datasets (data/).
 world: env
-	"$(BIN)/python" -m posttrain_utils.build_base
-	"$(BIN)/python" -m posttrain_utils.make_data
+	"$(BIN)/python" -m posttrain_utils.tinyworld.build_base
+	"$(BIN)/python" -m posttrain_utils.tinyworld.make_data
+
+# Execute one chapter at seeds 0, 1 and 2 (two at a time) and write the figures its Check prints to
+# chapters/seeds/NN_name.json; fails if a lesson does not hold at some seed.
+seeds: env
+	@test -n "$(CHAPTER)" || { echo "usage: make seeds CHAPTER=NN" >&2; exit 1; }
+	"$(BIN)/python" -m posttrain_utils.runtime.seeds "$(CHAPTER)" --jobs $(JOBS)
 
 clean:
 	rm -rf _build "$(STAGE)"

@@ -1,0 +1,25 @@
+"""posttrain_utils: the helper package of the course "Post-training LLMs, hands-on".
+
+The package is grouped by who reads it.
+
+The learner's API, one module per method, shaped like TRL's Config + Trainer:
+    sft          the SFT loss, the course's `SFTConfig` recipe, the ``sft`` stage (chapter 2)
+    lora         LoRA from scratch, checked against peft (chapter 3)
+    evaluation   generation and the judgements every chapter's Check rests on (chapter 0 on)
+    formats      validators for TRL's data formats; fields: their shared field checks (chapter 1)
+    source_formats, convert   data as it is found, and its conversion into TRL's formats (chapter 1)
+    data, jsonl  reading the shipped datasets strictly (chapter 0, chapter 1)
+    models       one loader for both profiles; plotting: the book's curves and bars
+
+The course's runtime (`posttrain_utils.runtime`):
+    profiles     the cpu and gpu profiles, the seed, `activate()` (chapter 0)
+    checkpoints  the stage graph: `get("sft")` trains a stage when it is missing (chapter 2)
+    seeds        ``make seeds``: a chapter's Check at seeds 0, 1 and 2 (chapter 0)
+    netguard, notebook, paths   network guard, notebook helpers, where files live
+
+The tiny world's generators (`posttrain_utils.tinyworld`):
+    world, chat, build_base, make_data   the world, its tokenizer and chat template, the base
+                                         model's pretraining, the shipped datasets (``make world``)
+
+The exercise checkers (`posttrain_utils.exercises`): ``chNN_<chapter>.py``, one per chapter.
+"""

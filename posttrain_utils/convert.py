@@ -37,7 +37,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .data import DataFormatError, read_jsonl
+from .jsonl import DataFormatError, read_jsonl
 from .formats import implicit_prompt_length, validate_record, validate_records
 from .source_formats import (COT_FIELDS, cot_parts, multitask_prompt, ranking_groups, response_text,
                              tool_messages)

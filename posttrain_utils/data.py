@@ -7,10 +7,11 @@ TRL format the file is in; `load_dataset` returns the same records as a `dataset
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+from .formats import validate_records
+from .jsonl import DataFormatError, read_jsonl  # noqa: F401 (DataFormatError: part of this module's API)
+from .runtime.paths import DATA_DIR
 
 # Which TRL format each shipped file is in (see data/README.md).
 FILE_FORMATS = {
@@ -22,39 +23,8 @@ FILE_FORMATS = {
 }
 
 
-class DataFormatError(ValueError):
-    """A record that does not match its format. The message names file, line and field."""
-
-    def __init__(self, path: str | Path, line: int, field: str | None, problem: str):
-        self.path, self.line, self.field, self.problem = str(path), line, field, problem
-        where = f"{path}, line {line}" + (f", field '{field}'" if field else "")
-        super().__init__(f"{where}: {problem}")
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSONL file; every line must be a JSON object. Blank lines are errors too."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file (datasets live in {DATA_DIR})")
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                raise DataFormatError(path, number, None, "empty line (one JSON object per line expected)")
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(path, number, None, f"malformed JSON: {e.msg} at column {e.colno}") from None
-            if not isinstance(record, dict):
-                raise DataFormatError(path, number, None, f"expected a JSON object, got {type(record).__name__}")
-            records.append(record)
-    return records
-
-
 def load_records(name: str, data_dir: str | Path = DATA_DIR, validate: bool = True) -> list[dict]:
     """Load ``<data_dir>/<name>.jsonl`` and validate it against its format (see `FILE_FORMATS`)."""
-    from .formats import validate_records
-
     if name not in FILE_FORMATS:
         raise KeyError(f"unknown dataset {name!r}; shipped datasets: {sorted(FILE_FORMATS)}")
     path = Path(data_dir) / f"{name}.jsonl"

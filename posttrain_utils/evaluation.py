@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .world import ATTRIBUTES, REFUSALS, RUDE_PHRASES
+from .tinyworld.world import ATTRIBUTES, REFUSALS, RUDE_PHRASES
 
 FORUM_ARTIFACTS = ("Thread:", "Reply from", "Question from")
 _RUDE = [p.lower() for p in RUDE_PHRASES]
@@ -127,7 +127,7 @@ def knowledge_probe(model, tokenizer, countries=None, batch_size: int = 64) -> t
     """
     import torch
 
-    from .world import HELDOUT_FACT_PROMPTS, make_countries
+    from .tinyworld.world import HELDOUT_FACT_PROMPTS, make_countries
 
     countries = countries or make_countries()
     items = [(template.format(c=c.name), c.value(attribute))

@@ -1,7 +1,7 @@
 """Validators for every data format the course uses: TRL's standard formats and the source formats.
 
 Introduced in chapter 1 ("Data formats"). `validate_record(record, fmt)` checks one record and
-`validate_records(records, fmt, path=...)` a whole file; both raise `data.DataFormatError`
+`validate_records(records, fmt, path=...)` a whole file; both raise `jsonl.DataFormatError`
 naming the file, the 1-based record number and the offending field (e.g. ``messages[1].role``).
 Nothing is ever fixed or dropped silently. The source formats' validators live in
 `posttrain_utils.source_formats`; converting them into TRL's formats, in `posttrain_utils.convert`.
@@ -23,203 +23,56 @@ Source formats (converted before training; see `convert`): ``instruction`` (Alpa
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable
 
-from .data import DataFormatError
-
-ROLES = ("system", "user", "assistant", "tool")
-
-
-class _Bad(Exception):
-    """Internal: a problem in one field, turned into a `DataFormatError` with file and line."""
-
-    def __init__(self, field: str | None, problem: str):
-        super().__init__(problem)
-        self.field, self.problem = field, problem
-
-
-# ----- building blocks ------------------------------------------------------------------------
-def _text(record: dict, key: str, field: str | None = None, optional: bool = False) -> str | None:
-    """A required (or optional) non-empty string field."""
-    field = field or key
-    if key not in record:
-        if optional:
-            return None
-        raise _Bad(field, "missing field")
-    value = record[key]
-    if not isinstance(value, str):
-        raise _Bad(field, f"expected a string, got {type(value).__name__}")
-    if not value.strip():
-        raise _Bad(field, "empty text")
-    return value
-
-
-def _need(record: dict, key: str):
-    """The value of a required field of any type."""
-    if key not in record:
-        raise _Bad(key, "missing field")
-    return record[key]
-
-
-def _pick(record: dict, names: tuple[str, ...]) -> str:
-    """The one key of `names` present in `record` (aliases such as reasoning/rationale)."""
-    present = [n for n in names if n in record]
-    if not present:
-        raise _Bad(names[0], f"missing field (accepted names: {', '.join(names)})")
-    if len(present) > 1:
-        raise _Bad(present[1], f"both {present[0]!r} and {present[1]!r} given; use one")
-    return present[0]
-
-
-def _messages(value, field: str, tool_calls: bool = False) -> list[dict]:
-    """A non-empty list of well-formed messages (roles, contents, system first only)."""
-    if not isinstance(value, list):
-        raise _Bad(field, f"expected a list of messages, got {type(value).__name__}")
-    if not value:
-        raise _Bad(field, "empty list of messages")
-    for i, m in enumerate(value):
-        where = f"{field}[{i}]"
-        if not isinstance(m, dict):
-            raise _Bad(where, f"expected a message object, got {type(m).__name__}")
-        if "role" not in m:
-            raise _Bad(f"{where}.role", "missing field")
-        if m["role"] not in ROLES:
-            raise _Bad(f"{where}.role", f"unknown role {m['role']!r}; expected one of {', '.join(ROLES)}")
-        if m["role"] == "system" and i > 0:
-            raise _Bad(f"{where}.role", "a system message is only allowed as the first message")
-        if "tool_calls" in m:
-            if not tool_calls:
-                raise _Bad(f"{where}.tool_calls", "the chat template renders only 'content'; validate as "
-                                                  "'tool_calls' and convert with convert.to_messages first")
-            if m["role"] != "assistant":
-                raise _Bad(f"{where}.tool_calls", "only assistant turns may call tools")
-            _calls(m["tool_calls"], f"{where}.tool_calls")
-            if m.get("content") in (None, ""):
-                continue  # a pure tool-call turn has no text
-        if "content" not in m:
-            raise _Bad(f"{where}.content", "missing field")
-        if not isinstance(m["content"], str):
-            raise _Bad(f"{where}.content", f"expected a string, got {type(m['content']).__name__}")
-        if not m["content"].strip():
-            raise _Bad(f"{where}.content", "empty content")
-    return value
-
-
-def _calls(calls, field: str) -> None:
-    """OpenAI-style tool calls: ``{"type": "function", "function": {"name", "arguments"}}`` or flat."""
-    if not isinstance(calls, list) or not calls:
-        raise _Bad(field, "expected a non-empty list of tool calls")
-    for j, call in enumerate(calls):
-        fn = call.get("function", call) if isinstance(call, dict) else None
-        if not isinstance(fn, dict):
-            raise _Bad(f"{field}[{j}]", "expected a tool call object")
-        _text(fn, "name", f"{field}[{j}].name")
-        args = fn.get("arguments", {})
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except json.JSONDecodeError as e:
-                raise _Bad(f"{field}[{j}].arguments", f"arguments are not valid JSON: {e.msg}") from None
-        if not isinstance(args, dict):
-            raise _Bad(f"{field}[{j}].arguments", "arguments must be a JSON object")
-
-
-def _conversation(value, field: str, tool_calls: bool = False) -> list[dict]:
-    """A full conversation for SFT: at least one assistant turn, and it ends with one."""
-    msgs = _messages(value, field, tool_calls)
-    for i, m in enumerate(msgs):
-        if m["role"] == "tool" and (i == 0 or msgs[i - 1]["role"] not in ("assistant", "tool")):
-            raise _Bad(f"{field}[{i}].role", "a tool result must follow an assistant turn (or another result)")
-    if msgs[-1]["role"] != "assistant":
-        raise _Bad(f"{field}[{len(msgs) - 1}].role",
-                   f"the conversation ends with a {msgs[-1]['role']} turn; it must end with an assistant turn")
-    return msgs
-
-
-def _prompt(record: dict, key: str = "prompt"):
-    """A prompt: a string, or messages that do not end with an assistant turn."""
-    if isinstance(_need(record, key), str):
-        return _text(record, key)
-    msgs = _messages(record[key], key)
-    if msgs[-1]["role"] == "assistant":
-        raise _Bad(f"{key}[{len(msgs) - 1}].role", "the prompt ends with an assistant turn; that turn belongs in "
-                                                   "the completion (or chosen/rejected)")
-    return msgs
-
-
-def _completion(record: dict, key: str, prompt) -> str | list:
-    """A completion matching the prompt's type: a string, or assistant (and tool) turns ending with an assistant."""
-    value = _need(record, key)
-    if isinstance(prompt, str):
-        if not isinstance(value, str):
-            raise _Bad(key, f"the prompt is a string, so {key} must be a string too, not {type(value).__name__}")
-        return _text(record, key)
-    if isinstance(value, str):
-        raise _Bad(key, f"the prompt is conversational, so {key} must be a list of messages, not a string")
-    msgs = _messages(value, key)
-    for i, m in enumerate(msgs):
-        if m["role"] not in ("assistant", "tool") or (i == 0 and m["role"] != "assistant"):
-            raise _Bad(f"{key}[{i}].role", f"{key} must consist of assistant turns, found a {m['role']} turn")
-    if msgs[-1]["role"] != "assistant":
-        raise _Bad(f"{key}[{len(msgs) - 1}].role", f"{key} must end with an assistant turn")
-    return msgs
-
-
-def _distinct(record: dict, a: str, b: str) -> None:
-    if record[a] == record[b]:
-        raise _Bad(b, f"identical to {a!r}: the pair carries no preference")
-
-
-def _number(value, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _Bad(field, f"expected a finite number, got {value!r}")
-    return value
+from .fields import (FieldError, check_conversation, check_distinct, completion_field, need_field,
+                     number_field, prompt_field, text_field)
+from .jsonl import DataFormatError
+from .source_formats import SOURCE_VALIDATORS
 
 
 # ----- TRL's standard formats -----------------------------------------------------------------
 def _check_text(r: dict) -> None:
-    _text(r, "text")
+    text_field(r, "text")
 
 
 def _check_messages(r: dict) -> None:
-    _conversation(_need(r, "messages"), "messages")
+    check_conversation(need_field(r, "messages"), "messages")
 
 
 def _check_prompt_completion(r: dict) -> None:
-    _completion(r, "completion", _prompt(r))
+    completion_field(r, "completion", prompt_field(r))
 
 
 def _check_preference(r: dict) -> None:
     if "prompt" in r:  # explicit prompt: chosen/rejected are the continuations
-        prompt = _prompt(r)
-        _completion(r, "chosen", prompt)
-        _completion(r, "rejected", prompt)
+        prompt = prompt_field(r)
+        completion_field(r, "chosen", prompt)
+        completion_field(r, "rejected", prompt)
     else:  # implicit prompt: two full texts or conversations sharing a prefix
-        if isinstance(_need(r, "chosen"), str) != isinstance(_need(r, "rejected"), str):
-            raise _Bad("rejected", "chosen and rejected must both be strings or both be conversations")
+        if isinstance(need_field(r, "chosen"), str) != isinstance(need_field(r, "rejected"), str):
+            raise FieldError("rejected", "chosen and rejected must both be strings or both be conversations")
         if isinstance(r["chosen"], str):
-            _text(r, "chosen")
-            _text(r, "rejected")
+            text_field(r, "chosen")
+            text_field(r, "rejected")
         else:
-            _implicit_pair(_conversation(r["chosen"], "chosen"), _conversation(r["rejected"], "rejected"))
-    _distinct(r, "chosen", "rejected")
+            _implicit_pair(check_conversation(r["chosen"], "chosen"), check_conversation(r["rejected"], "rejected"))
+    check_distinct(r, "chosen", "rejected")
     if "margin" in r:
-        _number(r["margin"], "margin")
+        number_field(r["margin"], "margin")
 
 
 def _implicit_pair(chosen: list[dict], rejected: list[dict]) -> None:
     """Two conversations must share a prompt and then differ in assistant turns only."""
     shared = implicit_prompt_length(chosen, rejected)
     if shared == 0:
-        raise _Bad("rejected[0]", "chosen and rejected share no prompt turns (the implicit prompt is empty)")
+        raise FieldError("rejected[0]", "chosen and rejected share no prompt turns (the implicit prompt is empty)")
     if chosen[shared - 1]["role"] == "assistant":
-        raise _Bad(f"chosen[{shared - 1}].role", "the shared prompt ends with an assistant turn")
+        raise FieldError(f"chosen[{shared - 1}].role", "the shared prompt ends with an assistant turn")
     for key, msgs in (("chosen", chosen), ("rejected", rejected)):
         for i in range(shared, len(msgs)):
             if msgs[i]["role"] not in ("assistant", "tool") or (i == shared and msgs[i]["role"] != "assistant"):
-                raise _Bad(f"{key}[{i}].role", f"after the shared prompt, {key} must continue with assistant "
+                raise FieldError(f"{key}[{i}].role", f"after the shared prompt, {key} must continue with assistant "
                                                f"turns, found a {msgs[i]['role']} turn")
 
 
@@ -233,12 +86,12 @@ def implicit_prompt_length(chosen: list[dict], rejected: list[dict]) -> int:
 
 def _check_kto(r: dict) -> None:
     _check_prompt_completion(r)
-    if not isinstance(_need(r, "label"), bool):
-        raise _Bad("label", f"expected true or false, got {r['label']!r} ({type(r['label']).__name__})")
+    if not isinstance(need_field(r, "label"), bool):
+        raise FieldError("label", f"expected true or false, got {r['label']!r} ({type(r['label']).__name__})")
 
 
 def _check_prompt_only(r: dict) -> None:
-    _prompt(r)
+    prompt_field(r)
 
 
 TRL_VALIDATORS: dict[str, Callable[[dict], None]] = {
@@ -253,11 +106,7 @@ FORMATS = TRL_FORMATS + SOURCE_FORMATS
 def _validator(fmt: str) -> Callable[[dict], None]:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
-    if fmt in TRL_VALIDATORS:
-        return TRL_VALIDATORS[fmt]
-    from .source_formats import SOURCE_VALIDATORS  # imported late: it builds on the blocks above
-
-    return SOURCE_VALIDATORS[fmt]
+    return TRL_VALIDATORS[fmt] if fmt in TRL_VALIDATORS else SOURCE_VALIDATORS[fmt]
 
 
 def validate_record(record, fmt: str, *, path: str = "<records>", line: int = 1) -> dict:
@@ -281,7 +130,7 @@ def validate_record(record, fmt: str, *, path: str = "<records>", line: int = 1)
         raise DataFormatError(path, line, None, f"expected a JSON object, got {type(record).__name__}")
     try:
         check(record)
-    except _Bad as bad:
+    except FieldError as bad:
         raise DataFormatError(path, line, bad.field, f"{bad.problem} (format '{fmt}')") from None
     return record
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .chat import CHAT_TEMPLATE
-from .profiles import Profile, get_profile
+from .tinyworld.chat import CHAT_TEMPLATE
+from .runtime.profiles import Profile, resolve
 
 # ChatML, used when a Hub base model (e.g. SmolLM2) has <|im_start|>/<|im_end|> but no usable
 # template with generation markers. Same structure as the tiny model's CHAT_TEMPLATE.
@@ -36,7 +36,7 @@ def load_tokenizer(source: str | Path, profile: Profile | None = None):
     """
     from transformers import AutoTokenizer
 
-    profile = profile or get_profile()
+    profile = resolve(profile)
     tok = AutoTokenizer.from_pretrained(str(source), local_files_only=profile.offline)
     if "{% generation %}" not in (tok.chat_template or ""):
         if "<|im_end|>" not in tok.get_vocab():
@@ -51,13 +51,17 @@ def load_tokenizer(source: str | Path, profile: Profile | None = None):
     return tok
 
 
-def load_model(source: str | Path | None = None, profile: Profile | None = None, *, for_training: bool = True):
+def load_model(source: str | Path | None = None, profile: Profile | None = None, *, for_training: bool = True,
+               quantization_config=None, dtype: str | None = None):
     """Load a causal LM and its tokenizer, the same way in every profile.
 
     Args:
         source: a local directory or Hub id; defaults to the profile's base model.
         profile: the run profile (default: the active one) for device, dtype and offline mode.
         for_training: keep dropout settings as saved and the model in train mode; otherwise eval mode.
+        quantization_config: e.g. a `BitsAndBytesConfig` for 4-bit QLoRA (chapter 3). A quantized
+            model is placed by its loader and is not moved afterwards.
+        dtype: the weights' dtype (default: the profile's), e.g. ``"bfloat16"``.
 
     Returns:
         `(model, tokenizer)`: a transformers `PreTrainedModel` on the profile's device and its tokenizer.
@@ -65,17 +69,21 @@ def load_model(source: str | Path | None = None, profile: Profile | None = None,
     import torch
     from transformers import AutoModelForCausalLM
 
-    profile = profile or get_profile()
+    profile = resolve(profile)
     source = str(source or profile.model_name_or_path)
     if profile.offline and not Path(source).is_dir():
         raise FileNotFoundError(f"profile {profile.name!r} is offline and {source!r} is not a local directory")
     tokenizer = load_tokenizer(source, profile)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, profile.dtype),
-                                                 local_files_only=profile.offline, use_safetensors=True)
+    extra = {}
+    if quantization_config is not None:  # bitsandbytes places the quantized weights itself
+        extra = {"quantization_config": quantization_config, "device_map": {"": profile.device}}
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype or profile.dtype),
+                                                 local_files_only=profile.offline, use_safetensors=True, **extra)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
-    model.to(profile.device)
+    if quantization_config is None:
+        model.to(profile.device)
     model.train(for_training)
     return model, tokenizer
 

@@ -27,8 +27,8 @@ import copy
 import json
 import re
 
-from .formats import (_Bad, _calls, _completion, _conversation, _distinct, _messages, _need, _number, _pick, _prompt,
-                      _text)
+from .fields import (FieldError, check_distinct, check_conversation, check_messages_list, check_tool_calls,
+                     completion_field, need_field, number_field, pick_field, prompt_field, text_field)
 
 MULTITASK_INPUTS = ("context", "question", "input")  # rendered in this order after the task line
 TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
@@ -37,30 +37,30 @@ COT_FIELDS = {"question": ("question", "prompt"), "reasoning": ("reasoning", "ch
 
 
 def _check_instruction(r: dict) -> None:
-    _text(r, "instruction")
+    text_field(r, "instruction")
     if "input" in r and not isinstance(r["input"], str):
-        raise _Bad("input", f"expected a string (\"\" for none), got {type(r['input']).__name__}")
-    _text(r, "output")
-    _text(r, "system", optional=True)
+        raise FieldError("input", f"expected a string (\"\" for none), got {type(r['input']).__name__}")
+    text_field(r, "output")
+    text_field(r, "system", optional=True)
 
 
 def _check_multitask(r: dict) -> None:
-    _text(r, "task")
-    _text(r, "output")
+    text_field(r, "task")
+    text_field(r, "output")
     if not any(k in r for k in MULTITASK_INPUTS):
-        raise _Bad("input", f"missing field (one of {', '.join(MULTITASK_INPUTS)} is needed)")
+        raise FieldError("input", f"missing field (one of {', '.join(MULTITASK_INPUTS)} is needed)")
     for k in MULTITASK_INPUTS:
-        _text(r, k, optional=True)
+        text_field(r, k, optional=True)
 
 
 def _check_pairwise_choice(r: dict) -> None:
-    prompt = _prompt(r)
-    _completion(r, "response_0", prompt)
-    _completion(r, "response_1", prompt)
-    _distinct(r, "response_0", "response_1")
-    key = _pick(r, ("preferred", "better_response_id"))
+    prompt = prompt_field(r)
+    completion_field(r, "response_0", prompt)
+    completion_field(r, "response_1", prompt)
+    check_distinct(r, "response_0", "response_1")
+    key = pick_field(r, ("preferred", "better_response_id"))
     if type(r[key]) is not int or r[key] not in (0, 1):
-        raise _Bad(key, f"expected 0 or 1 (the id of the better response), got {r[key]!r}")
+        raise FieldError(key, f"expected 0 or 1 (the id of the better response), got {r[key]!r}")
 
 
 def ranking_groups(record: dict) -> list[list[int]]:
@@ -69,40 +69,40 @@ def ranking_groups(record: dict) -> list[list[int]]:
     The order comes from exactly one of: ``ranking`` (ids best first, a permutation of
     ``0..n-1``), ``scores`` (higher is better), or per-response ``rank`` (1 = best, a permutation
     of ``1..n``) or ``score``. Ties are only possible with scores: tied responses form no pair.
-    Raises `_Bad` on any malformed order (call it through `validate_record` for a located error).
+    Raises `FieldError` on any malformed order (call it through `validate_record` for a located error).
     """
     responses = record["responses"]
     n = len(responses)
     per_item = {k for r in responses if isinstance(r, dict) for k in ("rank", "score") if k in r}
     sources = [k for k in ("ranking", "scores") if k in record] + sorted(per_item)
     if len(sources) != 1:
-        raise _Bad("ranking", "give exactly one of 'ranking', 'scores', or a 'rank'/'score' per response"
+        raise FieldError("ranking", "give exactly one of 'ranking', 'scores', or a 'rank'/'score' per response"
                    + (f" (found {', '.join(sources)})" if sources else ""))
     source = sources[0]
     if source in ("rank", "score"):
         missing = [i for i, r in enumerate(responses) if not isinstance(r, dict) or source not in r]
         if missing:
-            raise _Bad(f"responses[{missing[0]}].{source}", "missing field (every response needs one)")
+            raise FieldError(f"responses[{missing[0]}].{source}", "missing field (every response needs one)")
         values = [r[source] for r in responses]
     else:
         values = record[source]
         if not isinstance(values, list) or len(values) != n:
-            raise _Bad(source, f"expected a list of {n} entries (one per response), got "
+            raise FieldError(source, f"expected a list of {n} entries (one per response), got "
                                f"{len(values) if isinstance(values, list) else type(values).__name__}")
     field = (lambda i: f"responses[{i}].{source}") if source in ("rank", "score") else (lambda i: f"{source}[{i}]")
     if source in ("scores", "score"):
-        scores = [_number(v, field(i)) for i, v in enumerate(values)]
+        scores = [number_field(v, field(i)) for i, v in enumerate(values)]
         if len(set(scores)) == 1:
-            raise _Bad(field(0), "all scores are equal: the record carries no preference")
+            raise FieldError(field(0), "all scores are equal: the record carries no preference")
         levels = sorted(set(scores), reverse=True)
         return [[i for i in range(n) if scores[i] == s] for s in levels]
     first = 1 if source == "rank" else 0  # per-response ranks are 1-based, ranking ids 0-based
     seen = set()
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, int) or not first <= v < n + first:
-            raise _Bad(field(i), f"expected an integer in {first}..{n - 1 + first}, got {v!r}")
+            raise FieldError(field(i), f"expected an integer in {first}..{n - 1 + first}, got {v!r}")
         if v in seen:
-            raise _Bad(field(i), f"duplicate {'rank' if first else 'response id'} {v}")
+            raise FieldError(field(i), f"duplicate {'rank' if first else 'response id'} {v}")
         seen.add(v)
     if source == "rank":
         return [[i] for i in sorted(range(n), key=lambda i: values[i])]
@@ -115,57 +115,57 @@ def response_text(response) -> str:
 
 
 def _check_ranking(r: dict) -> None:
-    _prompt(r)
-    if not isinstance(_need(r, "responses"), list) or len(r["responses"]) < 2:
-        raise _Bad("responses", "expected a list of at least 2 responses")
+    prompt_field(r)
+    if not isinstance(need_field(r, "responses"), list) or len(r["responses"]) < 2:
+        raise FieldError("responses", "expected a list of at least 2 responses")
     for i, resp in enumerate(r["responses"]):
-        _text({"text": resp} if not isinstance(resp, dict) else resp, "text", f"responses[{i}]"
+        text_field({"text": resp} if not isinstance(resp, dict) else resp, "text", f"responses[{i}]"
               + (".text" if isinstance(resp, dict) else ""))
     texts = [response_text(x) for x in r["responses"]]
     for i, t in enumerate(texts):
         if t in texts[:i]:
-            raise _Bad(f"responses[{i}]", f"duplicate of responses[{texts.index(t)}]")
+            raise FieldError(f"responses[{i}]", f"duplicate of responses[{texts.index(t)}]")
     ranking_groups(r)
 
 
 def _check_critique_revision(r: dict) -> None:
-    _prompt(r)
-    initial = _pick(r, ("initial_response", "response"))
+    prompt_field(r)
+    initial = pick_field(r, ("initial_response", "response"))
     for key in (initial, "critique", "revision"):
-        _text(r, key)
-    _distinct(r, initial, "revision")
+        text_field(r, key)
+    check_distinct(r, initial, "revision")
     for key in ("critique_request", "revision_request"):
-        _text(r, key, optional=True)
+        text_field(r, key, optional=True)
 
 
 def _check_cot(r: dict) -> None:
     for names in COT_FIELDS.values():
-        _text(r, _pick(r, names))
+        text_field(r, pick_field(r, names))
 
 
 def _check_tool_calls(r: dict) -> None:
     if "final_response" in r:  # flat shape: messages + tool_calls + tool_responses + final_response
-        if _messages(_need(r, "messages"), "messages")[-1]["role"] == "assistant":
-            raise _Bad("messages", "the messages before the tool call must not end with an assistant turn")
-        _calls(_need(r, "tool_calls"), "tool_calls")
-        responses = _need(r, "tool_responses")
+        if check_messages_list(need_field(r, "messages"), "messages")[-1]["role"] == "assistant":
+            raise FieldError("messages", "the messages before the tool call must not end with an assistant turn")
+        check_tool_calls(need_field(r, "tool_calls"), "tool_calls")
+        responses = need_field(r, "tool_responses")
         if not isinstance(responses, list) or len(responses) != len(r["tool_calls"]):
-            raise _Bad("tool_responses", f"expected a list with one result per tool call ({len(r['tool_calls'])})")
+            raise FieldError("tool_responses", f"expected a list with one result per tool call ({len(r['tool_calls'])})")
         for i, result in enumerate(responses):
             if result in (None, "", {}, []) or (isinstance(result, str) and not result.strip()):
-                raise _Bad(f"tool_responses[{i}]", "empty tool result")
-        _text(r, "final_response")
+                raise FieldError(f"tool_responses[{i}]", "empty tool result")
+        text_field(r, "final_response")
         return
-    msgs = _conversation(_need(r, "messages"), "messages", tool_calls=True)
+    msgs = check_conversation(need_field(r, "messages"), "messages", tool_calls=True)
     if not any("tool_calls" in m for m in msgs):
-        raise _Bad("messages", "no assistant turn calls a tool (plain chats are format 'messages')")
+        raise FieldError("messages", "no assistant turn calls a tool (plain chats are format 'messages')")
     for i, m in enumerate(msgs):
         if "tool_calls" in m:
             results = 0
             while i + 1 + results < len(msgs) and msgs[i + 1 + results]["role"] == "tool":
                 results += 1
             if results != len(m["tool_calls"]):
-                raise _Bad(f"messages[{i}].tool_calls",
+                raise FieldError(f"messages[{i}].tool_calls",
                            f"{len(m['tool_calls'])} tool call(s) but {results} tool result(s) follow")
 
 

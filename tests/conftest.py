@@ -6,7 +6,7 @@ still work, while a forgotten Hub download fails with `SocketConnectBlockedError
 ``--force-enable-socket`` (or mark a test ``@pytest.mark.enable_socket``) to lift it.
 
 Subprocesses are not covered by pytest-socket; for them ``POSTTRAIN_NO_NETWORK=1`` is set, which
-makes `profiles.activate` install `posttrain_utils.netguard`, and the Hugging Face offline
+makes `profiles.activate` install `posttrain_utils.runtime.netguard`, and the Hugging Face offline
 variables are set so that libraries do not even try.
 """
 
@@ -30,3 +30,15 @@ def pytest_configure(config):
     if not config.getoption("--allow-hosts", default=None):
         config.option.allow_hosts = LOOPBACK_HOSTS
         config.option.allow_unix_socket = True
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_state():
+    """Leave no test's network guard or active profile behind for the next test in this worker."""
+    from posttrain_utils.runtime import netguard, profiles
+
+    guarded, active = netguard.network_forbidden(), profiles._ACTIVE
+    yield
+    if netguard.network_forbidden() and not guarded:
+        netguard.allow_network()
+    profiles._ACTIVE = active

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from posttrain_utils import convert, data, formats, source_formats
-from posttrain_utils.data import DataFormatError
+from posttrain_utils.jsonl import DataFormatError
+from posttrain_utils.runtime.paths import DATA_DIR
 
 
 def user(text):
@@ -135,8 +136,40 @@ BAD_CASES = [  # (case id, format, bad record, field the error must name)
 ]
 
 
-def test_enough_distinct_bad_cases():
-    assert len({case[0] for case in BAD_CASES}) == len(BAD_CASES) >= 25
+# One realistic corruption per format a shipped file is in: (how to break a record, field the error names).
+MUTATIONS = {
+    "messages": (lambda r: r["messages"][-1].update(role="user"), lambda r: f"messages[{len(r['messages']) - 1}].role"),
+    "prompt_completion": (lambda r: r.pop("completion"), lambda r: "completion"),
+    "preference": (lambda r: r.update(rejected=copy.deepcopy(r["chosen"])), lambda r: "rejected"),
+    "kto": (lambda r: r.update(label=str(r["label"]).lower()), lambda r: "label"),
+    "prompt_only": (lambda r: r.update(prompt=[]), lambda r: "prompt"),
+}
+
+
+def test_every_shipped_file_has_a_format():
+    """A data/*.jsonl file missing from FILE_FORMATS is never validated (and load_records refuses it)."""
+    shipped = {p.stem for p in DATA_DIR.glob("*.jsonl")}
+    assert shipped == set(data.FILE_FORMATS), (f"unregistered files: {sorted(shipped - set(data.FILE_FORMATS))}, "
+                                              f"registered but missing: {sorted(set(data.FILE_FORMATS) - shipped)}")
+
+
+@pytest.mark.parametrize("name", sorted(data.FILE_FORMATS))
+def test_corrupted_shipped_file_names_line_and_field(name, tmp_path):
+    """load_records on a copy of a shipped file with one record broken reports that record's line and field."""
+    fmt = data.FILE_FORMATS[name]
+    assert fmt in MUTATIONS, f"add a corruption for format {fmt!r} to MUTATIONS"
+    mutate, field = MUTATIONS[fmt]
+    lines = (DATA_DIR / f"{name}.jsonl").read_text().splitlines()
+    index = len(lines) // 2
+    record = json.loads(lines[index])
+    mutate(record)
+    lines[index] = json.dumps(record)
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError) as info:
+        data.load_records(name, data_dir=tmp_path)
+    err = info.value
+    assert (err.path, err.line, err.field) == (str(path), index + 1, field(record)), str(err)
 
 
 @pytest.mark.parametrize("fmt", formats.FORMATS)

@@ -151,7 +151,7 @@ def test_exercise_checkers(tmp_path, capsys):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    from posttrain_utils import exercises_peft
+    from posttrain_utils.exercises import ch03_peft as exercises_peft
 
     model = tiny_llama()
     right = sum(8 * (m.in_features + m.out_features) for n, m in model.named_modules() if n.split(".")[-1] in lora.ATTENTION)

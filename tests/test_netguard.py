@@ -1,4 +1,4 @@
-"""`posttrain_utils.netguard` blocks the Internet and keeps loopback working."""
+"""`posttrain_utils.runtime.netguard` blocks the Internet and keeps loopback working."""
 
 import socket
 import threading
@@ -6,8 +6,8 @@ import urllib.request
 
 import pytest
 
-from posttrain_utils import netguard
-from posttrain_utils.netguard import NetworkForbiddenError
+from posttrain_utils.runtime import netguard
+from posttrain_utils.runtime.netguard import NetworkForbiddenError
 
 
 @pytest.fixture

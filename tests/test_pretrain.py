@@ -2,7 +2,7 @@
 
 import torch
 
-from posttrain_utils import build_base, chat, world
+from posttrain_utils.tinyworld import build_base, chat, world
 
 
 def _run(seed=0):

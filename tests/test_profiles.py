@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from posttrain_utils import profiles
+from posttrain_utils.runtime import profiles
 from posttrain_utils.models import load_model
 
 
@@ -28,14 +28,41 @@ def test_default_without_cuda_is_cpu(monkeypatch):
     assert profiles.get_profile().name == "gpu"
 
 
-def test_cpu_profile_is_offline_and_local():
-    cpu = profiles.CPU
-    assert cpu.offline and cpu.device == "cpu"
-    assert (profiles.TINY_BASE_DIR / "model.safetensors").exists()
-    assert cpu.trainer_kwargs()["use_cpu"] and not cpu.trainer_kwargs()["bf16"]
+def test_cpu_profile_loads_and_trains_without_network():
+    from trl import SFTConfig
+
+    from posttrain_utils.runtime import netguard
+
+    with netguard.no_network():
+        model, tok = load_model(profile=profiles.CPU)
+    assert next(model.parameters()).device.type == "cpu"
+    args = SFTConfig(output_dir="unused", **profiles.CPU.trainer_kwargs(), **profiles.CPU.budget("sft"))
+    assert args.use_cpu and not (args.bf16 or args.fp16) and args.seed == profiles.CPU.seed
     with pytest.raises(KeyError, match="no budget"):
-        cpu.budget("nonexistent-chapter")
-    assert set(profiles.CPU.budgets) == set(profiles.GPU.budgets)
+        profiles.CPU.budget("nonexistent-chapter")
+
+
+def test_gpu_precision_ignores_emulated_bf16(monkeypatch):
+    """A T4 'supports' bf16 only by emulation: the gpu profile must then choose fp16."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    kwargs = profiles.GPU.trainer_kwargs()
+    assert kwargs["fp16"] and not kwargs["bf16"]
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    kwargs = profiles.GPU.trainer_kwargs()
+    assert kwargs["bf16"] and not kwargs["fp16"]
+
+
+def test_seed_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv(profiles.NO_NETWORK_ENV, raising=False)
+    monkeypatch.setenv(profiles.SEED_ENV, "1")
+    assert profiles.activate("cpu").trainer_kwargs()["seed"] == 1
+    assert profiles.activate("cpu", seed=2).seed == 2
+    monkeypatch.setenv(profiles.SEED_ENV, "one")
+    with pytest.raises(ValueError, match="POSTTRAIN_SEED"):
+        profiles.activate("cpu")
 
 
 def test_activate_sets_offline_env(monkeypatch):

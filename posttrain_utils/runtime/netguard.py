@@ -24,13 +24,13 @@ Native code that opens sockets without Python (ZeroMQ, C extensions) is not cove
 Example:
 
 ```python
->>> from posttrain_utils import netguard
+>>> from posttrain_utils.runtime import netguard
 >>> netguard.forbid_network()
 >>> import urllib.request
 >>> urllib.request.urlopen("https://huggingface.co")
 Traceback (most recent call last):
 ...
-posttrain_utils.netguard.NetworkForbiddenError: network access is forbidden in the cpu profile: tried to reach huggingface.co
+posttrain_utils.runtime.netguard.NetworkForbiddenError: network access is forbidden in the cpu profile: tried to reach huggingface.co
 >>> netguard.allow_network()
 ```
 """

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .data import DataFormatError
-from .formats import validate_record
-from .notebook import feedback
+from ..jsonl import DataFormatError
+from ..formats import validate_record
+from ..runtime.notebook import feedback
 
 # formats-ex1: a source format the course does not convert, from the seed list (SPIN self-play pairs).
 SPIN_CASES = [

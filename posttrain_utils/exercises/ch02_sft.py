@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .notebook import feedback
+from ..runtime.notebook import feedback
 
 
 def check_overfitting(history: dict) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .notebook import feedback
+from ..runtime.notebook import feedback
 
 
 def _adapted_layers(model, target_modules: Iterable[str]):

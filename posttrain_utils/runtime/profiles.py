@@ -8,22 +8,26 @@ Introduced in chapter 0. Two profiles exist:
 * ``gpu`` (default with CUDA): ``HuggingFaceTB/SmolLM2-135M`` from the Hub, sized for a free
   16 GB Colab T4 (see `GPU_BASE_MODEL`).
 
-Override the automatic choice with the environment variable ``POSTTRAIN_PROFILE=cpu|gpu``.
-Call `activate()` first thing in a notebook, before importing transformers or TRL.
+Override the automatic choice with the environment variable ``POSTTRAIN_PROFILE=cpu|gpu``, and
+the seed with ``POSTTRAIN_SEED`` (default 0; ``make seeds`` runs a chapter at seeds 0, 1 and 2).
+Call `activate()` first thing in a notebook, before importing transformers or TRL. It records the
+profile it returns: helpers called without a profile use `current()`, that same profile, and never
+re-read the environment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import sys
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 PROFILE_ENV = "POSTTRAIN_PROFILE"
+SEED_ENV = "POSTTRAIN_SEED"
 NO_NETWORK_ENV = "POSTTRAIN_NO_NETWORK"
-TINY_BASE_DIR = Path(__file__).parent / "assets" / "tiny-base"
+from .paths import TINY_BASE_DIR
 # SmolLM2-135M: a Llama-architecture base model like our tiny one, so every chapter's code path is
 # the same. At 135 M parameters a full fine-tune with AdamW needs ~2.2 GB, and PPO's four models
 # (policy, reference, reward, value) fit a 16 GB T4 with room for activations; a 0.5 B model would
@@ -49,7 +53,8 @@ class Profile:
         n_eval: held-out prompts used by evaluation helpers.
         n_samples: samples per prompt for sampled (temperature 1) metrics.
         max_new_tokens: generation budget per reply.
-        budgets: per-chapter training budgets (step counts, never wall time).
+        budgets: per-stage training budgets (step counts, never wall time).
+        seed: seeds Python, NumPy, torch, the trainers' data order and sampled metrics.
     """
 
     name: str
@@ -63,6 +68,7 @@ class Profile:
     n_samples: int
     max_new_tokens: int
     budgets: dict = field(default_factory=dict)
+    seed: int = SEED
 
     def budget(self, chapter: str) -> dict:
         """The budget for `chapter` (e.g. ``"sft"``) as a dict of keyword arguments."""
@@ -71,18 +77,19 @@ class Profile:
         return dict(self.budgets[chapter])
 
     def trainer_kwargs(self) -> dict:
-        """Arguments every TRL config needs in this profile (device, precision, quiet logging)."""
+        """Arguments every TRL config needs in this profile: device, precision, seed, no reports."""
         on_cpu = self.device == "cpu"
         bf16 = (not on_cpu) and _cuda_bf16()
         return dict(use_cpu=on_cpu, bf16=bf16, fp16=(not on_cpu) and not bf16, activation_checkpointing=False,
-                    report_to="none", seed=SEED, data_seed=SEED, save_strategy="no",
+                    report_to="none", seed=self.seed, data_seed=self.seed, save_strategy="no",
                     logging_steps=10, dataloader_num_workers=0)
 
 
 def _cuda_bf16() -> bool:
+    """Native bf16 only (compute capability 8.0+): a T4 emulates bf16 slowly and should use fp16."""
     import torch
 
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 CPU = Profile(
@@ -106,6 +113,9 @@ GPU = Profile(
 PROFILES = {"cpu": CPU, "gpu": GPU}
 
 
+_ACTIVE: Profile | None = None
+
+
 def get_profile(name: str | None = None) -> Profile:
     """Pick a profile: `name`, else ``$POSTTRAIN_PROFILE``, else ``gpu`` if CUDA is available, else ``cpu``."""
     name = name or os.environ.get(PROFILE_ENV)
@@ -126,6 +136,32 @@ def go_offline() -> None:
         sys.modules["huggingface_hub"].constants.HF_HUB_DISABLE_TELEMETRY = True
 
 
+def current() -> Profile:
+    """The profile `activate()` recorded. Helpers called without a profile use this one.
+
+    Raises:
+        RuntimeError: if `activate()` has not been called in this process.
+    """
+    if _ACTIVE is None:
+        raise RuntimeError("no active profile: call posttrain_utils.runtime.profiles.activate() first "
+                           "(or pass profile= explicitly)")
+    return _ACTIVE
+
+
+def resolve(profile: Profile | None) -> Profile:
+    """`profile` if given, else the active one (`current()`)."""
+    return profile if profile is not None else current()
+
+
+def seed_from_env() -> int:
+    """``$POSTTRAIN_SEED`` as an int (0 when unset)."""
+    raw = os.environ.get(SEED_ENV, str(SEED))
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{SEED_ENV}={raw!r} is not an integer seed") from None
+
+
 def seed_everything(seed: int = SEED) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA)."""
     import numpy as np
@@ -136,24 +172,21 @@ def seed_everything(seed: int = SEED) -> None:
     torch.manual_seed(seed)
 
 
-def _quiet_trainer_logs() -> None:
-    """Keep trainers' progress bars but stop them printing every logged metrics dict.
-
-    The metrics still land in `trainer.state.log_history`, which the chapters plot; printed, they
-    would fill the rendered book with dozens of lines per run.
-    """
-    from transformers import trainer_callback
-
-    trainer_callback.ProgressCallback.on_log = lambda self, args, state, control, logs=None, **kwargs: None
-    trainer_callback.PrinterCallback.on_log = lambda self, args, state, control, logs=None, **kwargs: None
-
-
-def activate(name: str | None = None, seed: int = SEED) -> Profile:
-    """Choose the profile, apply it (offline mode, threads, quiet logs) and seed everything.
+def activate(name: str | None = None, seed: int | None = None) -> Profile:
+    """Choose the profile, apply it (offline mode, threads, quiet library logs), seed everything, and
+    record it as the active profile (`current()`).
 
     Call this in a notebook's setup cell before importing transformers or TRL.
+
+    Args:
+        name: ``"cpu"`` or ``"gpu"``; default ``$POSTTRAIN_PROFILE``, else by CUDA availability.
+        seed: the notebook's seed; default ``$POSTTRAIN_SEED``, else 0.
+
+    Returns:
+        The active `Profile`, with its `seed` set.
     """
-    profile = get_profile(name)
+    global _ACTIVE
+    profile = dataclasses.replace(get_profile(name), seed=seed_from_env() if seed is None else int(seed))
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: plain progress bars
@@ -173,10 +206,10 @@ def activate(name: str | None = None, seed: int = SEED) -> Profile:
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
-    _quiet_trainer_logs()
     if profile.offline:  # the rendered book shows no download/processing bars
         import datasets
 
         datasets.disable_progress_bars()
-    seed_everything(seed)
+    seed_everything(profile.seed)
+    _ACTIVE = profile
     return profile

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from posttrain_utils.losses import IGNORE_INDEX, mask_labels, sft_loss
+from posttrain_utils.sft import IGNORE_INDEX, mask_labels, sft_loss
 
 
 def test_mask_labels():

@@ -17,7 +17,7 @@ import torch
 
 from .world import make_corpus
 
-BASE_DIR = Path(__file__).parent / "assets" / "tiny-base"
+from ..runtime.paths import TINY_BASE_DIR as BASE_DIR
 MODEL_SHAPE = dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
                    num_key_value_heads=4, max_position_embeddings=256, tie_word_embeddings=True)
 

@@ -1,0 +1,160 @@
+"""The stage graph: every model a chapter starts from, trained on first use and cached.
+
+Introduced in chapter 2. A *stage* is a model the course produces: ``base`` (the profile's base
+model), ``sft`` (chapter 2), and later ``reward``, ``ppo``, ``dpo``, ... Each stage names its
+upstream stages and the function that trains it (in its method module, e.g. `posttrain_utils.sft`).
+`get("sft", profile)` returns the stage's `(model, tokenizer)`, training it (and, first, any stage
+upstream of it) when it is not in the cache, so every notebook also runs alone on a fresh clone.
+
+A stage's *fingerprint* covers its method module's source, the profile's budget for it, the
+trainer arguments (seed and precision included), the data files it reads and the fingerprints of
+its upstream stages. A cached stage with another fingerprint is stale and is retrained, so a
+changed SFT recipe also retrains every stage built on the SFT model. The cache lives in
+``$POSTTRAIN_CACHE`` (default ``.cache/checkpoints``), one folder per profile and seed; a file lock
+makes parallel notebooks wait for one another instead of training twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .paths import DATA_DIR, cache_root
+from .profiles import Profile, resolve
+
+FINGERPRINT_FILE = "fingerprint.txt"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One node of the stage graph.
+
+    Args:
+        name: the stage's name, also its folder in the cache.
+        module: the method module that trains it (its source is part of the fingerprint).
+        upstream: the stages it is trained from, in the order `train` receives their folders.
+        data_files: the shipped datasets it reads (names in ``data/``, without ``.jsonl``).
+        budget: the profile budget it uses (`Profile.budget`), ``None`` for no training.
+        train: the function in `module` called as ``train(profile, output_dir, *upstream_dirs)``,
+            returning ``(model, tokenizer)``.
+    """
+
+    name: str
+    module: str | None
+    upstream: tuple[str, ...] = ()
+    data_files: tuple[str, ...] = ()
+    budget: str | None = None
+    train: str = "train"
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("base", module=None),
+    Stage("sft", module="posttrain_utils.sft", upstream=("base",), data_files=("sft_train", "sft_heldout"),
+          budget="sft"),
+)}
+
+
+def cache_dir(profile: Profile | None = None) -> Path:
+    """The cache folder of a profile and seed, e.g. ``.cache/checkpoints/cpu-seed0``."""
+    profile = resolve(profile)
+    return cache_root() / f"{profile.name}-seed{profile.seed}"
+
+
+def run_dir(name: str, profile: Profile | None = None) -> Path:
+    """A scratch folder for a trainer's `output_dir`, under the cache (never next to a notebook)."""
+    return cache_dir(profile) / "runs" / name
+
+
+def _stage(name: str) -> Stage:
+    if name not in STAGES:
+        raise KeyError(f"unknown stage {name!r}; stages: {sorted(STAGES)}")
+    return STAGES[name]
+
+
+def fingerprint(name: str, profile: Profile | None = None) -> str:
+    """A hash of everything stage `name` depends on, its upstream stages' fingerprints included."""
+    profile = resolve(profile)
+    stage = _stage(name)
+    h = hashlib.sha256(name.encode())
+    if stage.module is None:  # the base model: its weights (local) or its Hub id
+        weights = Path(profile.model_name_or_path) / "model.safetensors"
+        h.update(weights.read_bytes() if weights.exists() else profile.model_name_or_path.encode())
+        return h.hexdigest()[:16]
+    h.update(inspect.getsource(importlib.import_module(stage.module)).encode())
+    recipe = {"budget": profile.budget(stage.budget) if stage.budget else None, "max_length": profile.max_length,
+              "trainer": profile.trainer_kwargs(), "dtype": profile.dtype}
+    h.update(json.dumps(recipe, sort_keys=True, default=str).encode())
+    for data_file in stage.data_files:
+        h.update((DATA_DIR / f"{data_file}.jsonl").read_bytes())
+    for up in stage.upstream:
+        h.update(fingerprint(up, profile).encode())
+    return h.hexdigest()[:16]
+
+
+def _fingerprint_of(folder: Path) -> str | None:
+    path = folder / FINGERPRINT_FILE
+    return (path.read_text() or None) if path.exists() else None
+
+
+def save(model, tokenizer, folder: Path, fingerprint_: str) -> Path:
+    """Save `model` and `tokenizer` (safetensors) into `folder` atomically, tagged with a fingerprint."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / FINGERPRINT_FILE).write_text(fingerprint_)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def path(name: str, profile: Profile | None = None) -> Path | str:
+    """The folder of stage `name` in the cache, trained first (with its upstream stages) if missing.
+
+    The ``base`` stage is the profile's base model itself: a local folder or a Hub id.
+    """
+    from filelock import FileLock
+
+    profile = resolve(profile)
+    stage = _stage(name)
+    if stage.module is None:
+        return profile.model_name_or_path
+    target = cache_dir(profile) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    wanted = fingerprint(name, profile)
+    with FileLock(str(target) + ".lock"):
+        if _fingerprint_of(target) != wanted:
+            upstream = [path(up, profile) for up in stage.upstream]
+            train = getattr(importlib.import_module(stage.module), stage.train)
+            model, tokenizer = train(profile, run_dir(name, profile), *upstream)
+            save(model, tokenizer, target, wanted)
+    return target
+
+
+def get(name: str, profile: Profile | None = None):
+    """Stage `name` as `(model, tokenizer)`, trained and cached on first use.
+
+    Args:
+        name: a stage in `STAGES`, e.g. ``"sft"``.
+        profile: the run profile (default: the active one, `profiles.current()`).
+
+    Returns:
+        A transformers model on the profile's device, and its tokenizer.
+    """
+    from ..models import load_model
+
+    profile = resolve(profile)
+    return load_model(path(name, profile), profile)
+
+
+def is_cached(name: str, profile: Profile | None = None) -> bool:
+    """Whether stage `name` is in the cache with its current fingerprint (no training happens)."""
+    profile = resolve(profile)
+    if _stage(name).module is None:
+        return True
+    return _fingerprint_of(cache_dir(profile) / name) == fingerprint(name, profile)
