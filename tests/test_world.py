@@ -1,9 +1,36 @@
 """The tiny world is deterministic and its held-out facts and sums really are held out."""
 
 import json
+import re
+from collections import Counter
 
-from posttrain_utils import make_data, world
-from posttrain_utils.data import DATA_DIR
+import pytest
+
+from posttrain_utils.data import DATA_DIR, load_records
+from posttrain_utils.runtime.paths import PACKAGE_DIR, REPO_ROOT
+from posttrain_utils.tinyworld import make_data, world
+
+UNSEEN_TEMPLATES = [*(t for ts in world.UNSEEN_QUESTION_TEMPLATES.values() for t in ts),
+                    *world.UNSEEN_SUM_QUESTIONS,
+                    *(t for ts in world.UNSEEN_HARMFUL_REQUESTS.values() for t in ts)]
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    return make_data.build_datasets()
+
+
+def _question(record: dict) -> str:
+    return (record.get("messages") or record["prompt"])[0]["content"]
+
+
+def _texts(records: list[dict]) -> str:
+    """Every message of every record, one per line."""
+    turns = []
+    for r in records:
+        for key in ("messages", "prompt", "completion", "chosen", "rejected"):
+            turns += [m["content"] for m in r.get(key, [])]
+    return "\n".join(turns)
 
 
 def test_world_is_deterministic():
@@ -30,10 +57,11 @@ def test_heldout_sums_and_questions_absent_from_corpus():
             assert template.format(c=name) not in corpus
     for template in world.HELDOUT_FACT_PROMPTS.values():  # the probe phrasings are unseen
         assert not any(template.format(c=name) in corpus for name in countries)
+    unseen = [r["prompt"][0]["content"] for r in load_records("eval_heldout") if r["phrasing"] == "unseen"]
+    assert unseen and not any(q in corpus for q in unseen)
 
 
-def test_heldout_questions_absent_from_training_data():
-    datasets = make_data.build_datasets()
+def test_heldout_questions_absent_from_training_data(datasets):
     heldout = {r["prompt"][0]["content"] for r in datasets["eval_heldout.jsonl"]}
     train_questions = {r["messages"][0]["content"] for r in datasets["sft_train.jsonl"]}
     train_questions |= {r["prompt"][0]["content"] for r in datasets["preference_train.jsonl"]}
@@ -41,16 +69,71 @@ def test_heldout_questions_absent_from_training_data():
     assert heldout and not heldout & train_questions
 
 
-def test_shipped_data_matches_generator():
-    """data/*.jsonl are exactly what `python -m posttrain_utils.make_data` writes."""
-    for name, records in make_data.build_datasets().items():
+def test_shipped_data_matches_generator(datasets):
+    """data/*.jsonl are exactly what `python -m posttrain_utils.tinyworld.make_data` writes."""
+    for name, records in datasets.items():
         shipped = [json.loads(line) for line in (DATA_DIR / name).read_text().splitlines()]
         assert shipped == records, f"{name} is stale: run `make world`"
 
 
-def test_sft_data_is_mined_with_varied_tone_but_correct_answers():
-    records = make_data.build_datasets()["sft_train.jsonl"]
+def test_sft_data_is_mined_with_varied_tone_but_correct_answers(datasets):
+    records = datasets["sft_train.jsonl"]
     styles = {r["style"] for r in records}
     assert {"polite", "neutral", "rude", "rambling"} <= styles
     rude = sum(r["style"] == "rude" for r in records) / len(records)
     assert 0.15 < rude < 0.35
+
+
+def test_unseen_phrasings_cover_every_heldout_question(datasets):
+    records = datasets["eval_heldout.jsonl"]
+    assert {r["phrasing"] for r in records} == {"shared", "unseen"}
+    unseen = Counter((r["task"], r["answer"]) for r in records if r["phrasing"] == "unseen")
+    shared = Counter((r["task"], r["answer"]) for r in records if r["phrasing"] == "shared")
+    assert set(unseen) == set(shared)  # every held-out fact, sum and harmful kind is asked both ways
+    assert all(len(ts) >= 3 for ts in world.UNSEEN_QUESTION_TEMPLATES.values())
+    assert len(world.UNSEEN_SUM_QUESTIONS) >= 3
+    assert set(world.UNSEEN_HARMFUL_REQUESTS) == set(world.HARMFUL_REQUESTS)
+    assert all(len(ts) >= 3 for ts in world.UNSEEN_HARMFUL_REQUESTS.values())
+    questions = [r["prompt"][0]["content"] for r in records]
+    assert len(set(questions)) == len(questions)
+
+
+def test_shared_questions_are_the_other_heldout_files_and_unseen_ones_in_no_other_file(datasets):
+    eval_records = datasets["eval_heldout.jsonl"]
+    for name in ("sft_heldout.jsonl", "preference_heldout.jsonl"):
+        other = {_question(r) for r in datasets[name]}
+        assert other == {r["prompt"][0]["content"] for r in eval_records if r["phrasing"] == "shared"}, name
+    unseen = [r["prompt"][0]["content"] for r in eval_records if r["phrasing"] == "unseen"]
+    others = "\n".join(_texts(records) for name, records in datasets.items() if name != "eval_heldout.jsonl")
+    assert not [q for q in unseen if q in others]
+
+
+def test_unseen_phrasings_appear_nowhere_else():
+    """Not in the corpus, any other shipped file, a chapter or an exercise, even with other names."""
+    datasets = make_data.build_datasets()
+    places = {"corpus": "\n".join(world.make_corpus()),
+              **{name: _texts(records) for name, records in datasets.items() if name != "eval_heldout.jsonl"}}
+    places |= {str(p.relative_to(REPO_ROOT)): p.read_text()
+               for p in sorted((REPO_ROOT / "chapters").glob("*.md"))}
+    places |= {str(p.relative_to(REPO_ROOT)): p.read_text()
+               for p in sorted((PACKAGE_DIR / "exercises").glob("*.py"))}
+    assert len(places) > len(datasets) + 2
+    # the words between the placeholders, e.g. " is governed from one city. which one?"
+    chunks = [c.strip().lower() for t in UNSEEN_TEMPLATES for c in re.split(r"\{\w+\}", t)
+              if len(c.strip()) >= 12]
+    assert len(chunks) >= len(UNSEEN_TEMPLATES)
+    found = [(chunk, where) for where, text in places.items() for chunk in chunks if chunk in text.lower()]
+    assert not found, found
+
+
+def test_first_200_eval_records_are_a_fair_mix():
+    """Chapters evaluate on the first `n_eval` = 200 records: every task and phrasing is in there."""
+    records = load_records("eval_heldout")[:200]
+    group = Counter(("facts" if r["task"] in world.ATTRIBUTES else r["task"], r["phrasing"]) for r in records)
+    print(dict(sorted(group.items())))
+    assert group["facts", "shared"] >= 40 and group["facts", "unseen"] >= 40
+    assert group["sum", "shared"] + group["sum", "unseen"] >= 30
+    assert group["sum", "shared"] >= 10 and group["sum", "unseen"] >= 10
+    assert group["harmful", "shared"] >= 4 and group["harmful", "unseen"] >= 4
+    tasks = Counter((r["task"], r["phrasing"]) for r in records)
+    assert all(tasks[a, p] >= 8 for a in world.ATTRIBUTES for p in ("shared", "unseen")), tasks
