@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from .judgements import (FORUM_ARTIFACTS, answer_matches, is_harmless, is_refusal, is_rude, is_well_formatted,
                          stated_answers)
 from .metric_cases import METRIC_CASES, MetricCase, metric_case_table
+from .runtime.profiles import Profile, resolve
 from .tinyworld.world import ATTRIBUTES
 
 __all__ = ["FORUM_ARTIFACTS", "METRIC_CASES", "PHRASINGS", "MetricCase", "answer_matches", "evaluate",
@@ -33,30 +34,33 @@ __all__ = ["FORUM_ARTIFACTS", "METRIC_CASES", "PHRASINGS", "MetricCase", "answer
 PHRASINGS = ("shared", "unseen")
 
 
-def generate(model, tokenizer, prompts: Sequence[list[dict]], *, max_new_tokens: int = 48,
-             sample: bool = False, temperature: float = 1.0, batch_size: int = 64,
-             seed: int = 0) -> list[dict]:
+def generate(model, tokenizer, prompts: Sequence[list[dict]], profile: Profile | None = None, *,
+             max_new_tokens: int | None = None, sample: bool = False, temperature: float = 1.0,
+             batch_size: int = 64, seed: int | None = None) -> list[dict]:
     """Generate one reply per chat prompt.
 
     Args:
         model: a causal LM (or peft model).
         tokenizer: its tokenizer, with the chat template.
         prompts: conversations ending with a user turn.
-        max_new_tokens: generation budget.
+        profile: the run profile (default: the active one); gives the defaults below.
+        max_new_tokens: generation budget (default: the profile's).
         sample: sample at `temperature` instead of greedy decoding.
         temperature: sampling temperature.
         batch_size: prompts per `generate` call.
-        seed: seeds sampling, so sampled metrics are reproducible.
+        seed: seeds sampling, so sampled metrics are reproducible (default: the profile's seed).
 
     Returns:
         One dict per prompt: ``{"text": reply without special tokens, "ended": stopped at EOS}``.
     """
     import torch
 
+    profile = resolve(profile)
+    max_new_tokens = profile.max_new_tokens if max_new_tokens is None else max_new_tokens
     was_training = model.training
     model.eval()
     tokenizer.padding_side = "left"
-    torch.manual_seed(seed)
+    torch.manual_seed(profile.seed if seed is None else seed)
     out = []
     device = next(model.parameters()).device
     for start in range(0, len(prompts), batch_size):
@@ -134,12 +138,24 @@ def score(replies: Sequence[dict], records: Sequence[dict]) -> dict[str, float]:
     }
 
 
-def evaluate(model, tokenizer, records: Sequence[dict], *, sample: bool = False, n_samples: int = 1,
-             max_new_tokens: int = 48, seed: int = 0) -> dict[str, float]:
-    """Generate replies for `records` (``n_samples`` each when sampling) and return `score`'s metrics."""
+def evaluate(model, tokenizer, records: Sequence[dict], profile: Profile | None = None, *,
+             sample: bool = False, n_samples: int | None = None, max_new_tokens: int | None = None,
+             seed: int | None = None) -> dict[str, float]:
+    """Generate replies for `records` and return `score`'s metrics.
+
+    Args:
+        model, tokenizer: the model to evaluate.
+        records: held-out records (``prompt``, ``task``, ``answer``, optional ``phrasing``).
+        profile: the run profile (default: the active one): generation length, samples, seed.
+        sample: sample at temperature 1 (``n_samples`` replies per prompt) instead of greedy.
+        n_samples: replies per prompt when sampling (default: the profile's ``n_samples``).
+        max_new_tokens, seed: override the profile's.
+    """
+    profile = resolve(profile)
+    n_samples = profile.n_samples if n_samples is None else n_samples
     records = list(records) * (n_samples if sample else 1)
-    replies = generate(model, tokenizer, [r["prompt"] for r in records], max_new_tokens=max_new_tokens,
-                       sample=sample, seed=seed)
+    replies = generate(model, tokenizer, [r["prompt"] for r in records], profile,
+                       max_new_tokens=max_new_tokens, sample=sample, seed=seed)
     return score(replies, records)
 
 

@@ -22,11 +22,55 @@ def check_overfitting(history: dict) -> bool:
                     f"{facts[-1][1]:.2f} vs best {best_facts:.2f}: train longer, on fewer examples, or at a higher lr")
 
 
-def check_template_mismatch(matched_rude: float, mismatched_rude: float) -> bool:
-    """Exercise sft-ex2: outside its chat template the SFT model should be clearly ruder (greedy)."""
-    ok = mismatched_rude - matched_rude >= 0.1
-    return feedback("sft-ex2", ok, f"rude rate {matched_rude:.2f} with the template vs {mismatched_rude:.2f} without: "
-                    "build the mismatched prompt as plain text, e.g. 'User: ...\\nAssistant:', and decode greedily")
+PLAIN_TEMPLATE = "User: {question}\nAssistant:"
+
+
+def reference_plain_replies(model, tokenizer, questions, max_new_tokens: int = 80) -> list[dict]:
+    """The checker's own answer to sft-ex2: greedy replies to ``PLAIN_TEMPLATE`` prompts."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    enc = tokenizer([PLAIN_TEMPLATE.format(question=q) for q in questions], return_tensors="pt",
+                    padding=True, add_special_tokens=False).to(model.device)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    replies = []
+    for row in out[:, enc["input_ids"].shape[1]:].tolist():
+        ended = tokenizer.eos_token_id in row
+        row = row[: row.index(tokenizer.eos_token_id)] if ended else row
+        replies.append({"text": tokenizer.decode(row, skip_special_tokens=True).strip(), "ended": ended})
+    return replies
+
+
+def check_template_mismatch(plain_replies, model, tokenizer, records, profile=None) -> bool:
+    """Exercise sft-ex2: outside its chat template the SFT model answers clearly fewer facts.
+
+    Recomputes everything: calls the learner's `plain_replies(model, tokenizer, questions)`,
+    compares its replies with the checker's own greedy ``PLAIN_TEMPLATE`` generation, and measures
+    held-out facts with and without the chat template.
+
+    Args:
+        plain_replies: the learner's function, returning one ``{"text", "ended"}`` per question.
+        model, tokenizer: the unfiltered SFT model.
+        records: held-out records (``prompt``, ``task``, ``answer``).
+        profile: the run profile (default: the active one).
+    """
+    from ..evaluation import generate, score
+
+    questions = [r["prompt"][-1]["content"] for r in records]
+    model.eval()
+    theirs = plain_replies(model, tokenizer, questions)
+    ours = reference_plain_replies(model, tokenizer, questions, max_new_tokens=80)
+    if [r.get("text") if isinstance(r, dict) else r for r in theirs] != [r["text"] for r in ours]:
+        return feedback("sft-ex2", False, "your replies differ from greedy decoding of "
+                        "'User: <question>\nAssistant:' prompts (80 new tokens, cut at the end-of-turn token)")
+    matched = score(generate(model, tokenizer, [r["prompt"] for r in records], profile, max_new_tokens=80),
+                    records)["facts_em"]
+    mismatched = score(ours, records)["facts_em"]
+    return feedback("sft-ex2", matched - mismatched >= 0.1,
+                    f"held-out facts {matched:.2f} with the chat template vs {mismatched:.2f} without: "
+                    "expected a drop of at least 0.10 for the unfiltered SFT model")
 
 
 def check_padding_fraction(answer: float, batch: dict, pad_token_id: int) -> bool:
