@@ -42,7 +42,8 @@ def generate(model, tokenizer, prompts: Sequence[list[dict]], profile: Profile |
     Args:
         model: a causal LM (or peft model).
         tokenizer: its tokenizer, with the chat template.
-        prompts: conversations ending with a user turn.
+        prompts: conversations ending with a user turn; a plain string is used as it is, without
+            the chat template (e.g. to show what a template mismatch does, chapter 2).
         profile: the run profile (default: the active one); gives the defaults below.
         max_new_tokens: generation budget (default: the profile's).
         sample: sample at `temperature` instead of greedy decoding.
@@ -64,7 +65,8 @@ def generate(model, tokenizer, prompts: Sequence[list[dict]], profile: Profile |
     out = []
     device = next(model.parameters()).device
     for start in range(0, len(prompts), batch_size):
-        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+        texts = [p if isinstance(p, str) else tokenizer.apply_chat_template(p, tokenize=False,
+                                                                            add_generation_prompt=True)
                  for p in prompts[start:start + batch_size]]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         with torch.no_grad():

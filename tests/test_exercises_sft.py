@@ -22,7 +22,7 @@ def test_template_mismatch_both_ways(sft_model):
     records = load_records("eval_heldout")[:100]
 
     def reference(model, tokenizer, questions):
-        return ch02_sft.reference_plain_replies(model, tokenizer, questions)
+        return ch02_sft.reference_plain_replies(model, tokenizer, questions, profiles.CPU)
 
     assert ch02_sft.check_template_mismatch(reference, model, tok, records, profiles.CPU)
     constant = lambda model, tokenizer, questions: [{"text": "Paris", "ended": True}] * len(questions)  # noqa: E731

@@ -25,22 +25,12 @@ def check_overfitting(history: dict) -> bool:
 PLAIN_TEMPLATE = "User: {question}\nAssistant:"
 
 
-def reference_plain_replies(model, tokenizer, questions, max_new_tokens: int = 80) -> list[dict]:
+def reference_plain_replies(model, tokenizer, questions, profile=None) -> list[dict]:
     """The checker's own answer to sft-ex2: greedy replies to ``PLAIN_TEMPLATE`` prompts."""
-    import torch
+    from ..evaluation import generate
 
-    tokenizer.padding_side = "left"
-    enc = tokenizer([PLAIN_TEMPLATE.format(question=q) for q in questions], return_tensors="pt",
-                    padding=True, add_special_tokens=False).to(model.device)
-    with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    replies = []
-    for row in out[:, enc["input_ids"].shape[1]:].tolist():
-        ended = tokenizer.eos_token_id in row
-        row = row[: row.index(tokenizer.eos_token_id)] if ended else row
-        replies.append({"text": tokenizer.decode(row, skip_special_tokens=True).strip(), "ended": ended})
-    return replies
+    return generate(model, tokenizer, [PLAIN_TEMPLATE.format(question=q) for q in questions], profile,
+                    max_new_tokens=80)
 
 
 def check_template_mismatch(plain_replies, model, tokenizer, records, profile=None) -> bool:
@@ -61,7 +51,7 @@ def check_template_mismatch(plain_replies, model, tokenizer, records, profile=No
     questions = [r["prompt"][-1]["content"] for r in records]
     model.eval()
     theirs = plain_replies(model, tokenizer, questions)
-    ours = reference_plain_replies(model, tokenizer, questions, max_new_tokens=80)
+    ours = reference_plain_replies(model, tokenizer, questions, profile)
     if [r.get("text") if isinstance(r, dict) else r for r in theirs] != [r["text"] for r in ours]:
         return feedback("sft-ex2", False, "your replies differ from greedy decoding of "
                         "'User: <question>\nAssistant:' prompts (80 new tokens, cut at the end-of-turn token)")
