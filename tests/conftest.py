@@ -34,11 +34,15 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _restore_process_state():
-    """Leave no test's network guard or active profile behind for the next test in this worker."""
+    """Leave no network guard and no active profile behind for the next test in this worker.
+
+    Tests that need the guard install it themselves (and module-scoped fixtures must not rely on it),
+    so that no result depends on the order in which tests run.
+    """
     from posttrain_utils.runtime import netguard, profiles
 
-    guarded, active = netguard.network_forbidden(), profiles._ACTIVE
+    active = profiles._ACTIVE
     yield
-    if netguard.network_forbidden() and not guarded:
+    if netguard.network_forbidden():
         netguard.allow_network()
     profiles._ACTIVE = active

@@ -12,7 +12,6 @@ from posttrain_utils.models import load_model
 
 @pytest.fixture(scope="module")
 def base():
-    profiles.activate("cpu")
     return load_model(profile=profiles.CPU, for_training=False)
 
 
