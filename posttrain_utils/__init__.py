@@ -5,6 +5,10 @@ The package is grouped by who reads it.
 The learner's API, one module per method, shaped like TRL's Config + Trainer:
     sft          the SFT loss, the course's `SFTConfig` recipe, the ``sft`` stage (chapter 2)
     lora         LoRA from scratch, checked against peft (chapter 3)
+    reward       the Bradley-Terry loss, the `RewardConfig` recipe, the ``reward`` stage (chapter 4)
+    overoptimization   the gold score and best-of-n against a proxy reward (chapter 4)
+    ppo, ppo_trainer   PPO from scratch: losses, GAE, `PPOConfig`, `PPOTrainer`, the ``ppo`` stage
+                 (chapter 5, being written)
     evaluation   generation and the judgements every chapter's Check rests on (chapter 0 on)
     formats      validators for TRL's data formats; fields: their shared field checks (chapter 1)
     source_formats, convert   data as it is found, and its conversion into TRL's formats (chapter 1)

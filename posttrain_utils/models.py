@@ -4,6 +4,7 @@ Introduced in chapter 0. `load_model` takes a local directory (the ``cpu`` profi
 model, or any checkpoint a chapter saved) or a Hub id (the ``gpu`` profile's SmolLM2). It always
 loads safetensors, never runs remote code, and makes sure the tokenizer carries a chat template
 with generation markers, so that TRL's assistant-only loss works on every model the course uses.
+`load_reward_model` (chapter 4) loads the same checkpoints as one-output sequence classifiers.
 """
 
 from __future__ import annotations
@@ -84,6 +85,48 @@ def load_model(source: str | Path | None = None, profile: Profile | None = None,
     model.config.pad_token_id = tokenizer.pad_token_id
     if quantization_config is None:
         model.to(profile.device)
+    model.train(for_training)
+    return model, tokenizer
+
+
+def load_reward_model(source: str | Path | None = None, profile: Profile | None = None, *,
+                      for_training: bool = True, dtype: str | None = None):
+    """Load a reward model: a sequence-classification model with one output (the reward) and its tokenizer.
+
+    Introduced in chapter 4 ("Reward modelling"). Loading a causal-LM checkpoint (e.g. the ``sft``
+    stage) keeps its transformer and adds a newly initialised linear ``score`` head; that head is
+    drawn from ``profile.seed`` (in a forked RNG, so the caller's random state is untouched), so the
+    same profile always gets the same reward model. A saved reward model loads with its own head.
+
+    Args:
+        source: a local directory or Hub id; defaults to the profile's base model.
+        profile: the run profile (default: the active one) for device, dtype, seed and offline mode.
+        for_training: keep the model in train mode; otherwise eval mode.
+        dtype: the weights' dtype (default: the profile's).
+
+    Returns:
+        `(model, tokenizer)`: an `AutoModelForSequenceClassification` with ``num_labels=1`` and
+        ``config.pad_token_id`` set (it finds each sequence's last token by it), on the profile's
+        device, and the tokenizer from `load_tokenizer`.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from trl.trainer.reward_trainer import suppress_seqcls_warning  # hides the expected "score.weight" report
+
+    profile = resolve(profile)
+    source = str(source or profile.model_name_or_path)
+    if profile.offline and not Path(source).is_dir():
+        raise FileNotFoundError(f"profile {profile.name!r} is offline and {source!r} is not a local folder")
+    tokenizer = load_tokenizer(source, profile)
+    with torch.random.fork_rng(devices=[]), suppress_seqcls_warning():
+        torch.manual_seed(profile.seed)  # the new score head is initialised on the CPU, from this seed
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=1, dtype=getattr(torch, dtype or profile.dtype),
+            local_files_only=profile.offline, use_safetensors=True, trust_remote_code=False)
+    if model.config.num_labels != 1:
+        raise ValueError(f"{source} has num_labels={model.config.num_labels}; a reward model has exactly one")
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.to(profile.device)
     model.train(for_training)
     return model, tokenizer
 

@@ -101,3 +101,23 @@ def best_of_n_curve(proxy: Sequence[Sequence[float]], gold: Sequence[Sequence[fl
         rows.append({"n": n, "kl": kl, "sqrt_kl": math.sqrt(kl), "proxy": sum(p for p, _ in pairs) / len(pairs),
                      "gold": sum(g for _, g in pairs) / len(pairs)})
     return rows
+
+
+def gold_drop_interval(proxy: Sequence[Sequence[float]], gold: Sequence[Sequence[float]], n_from: int,
+                       n_to: int, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """How much best-of-n's gold falls from ``n_from`` to ``n_to``, with a 95 % bootstrap interval.
+
+    Prompts are resampled with replacement; the drop is ``gold(n_from) - gold(n_to)``.
+
+    Returns:
+        `(drop, low, high)`: the drop on all prompts and the 2.5 % and 97.5 % bootstrap quantiles.
+    """
+    import random
+
+    per_prompt = [best_of_n(p, g, n_from)[1] - best_of_n(p, g, n_to)[1] for p, g in zip(proxy, gold)]
+    if not per_prompt:
+        raise ValueError("no prompts")
+    rng = random.Random(seed)
+    k = len(per_prompt)
+    boots = sorted(sum(rng.choices(per_prompt, k=k)) / k for _ in range(n_boot))
+    return sum(per_prompt) / k, boots[int(0.025 * n_boot)], boots[int(0.975 * n_boot) - 1]

@@ -49,3 +49,11 @@ def test_gold_score_cases():
     assert oo.gold_score(long, True, SUM) == pytest.approx(1.0 - 0.02 * (len(long.split()) - 15))
     with pytest.raises(ValueError):
         oo.gold_score("No.", True, {"task": "harmful", "answer": "", "prompt": []})
+
+
+def test_gold_drop_interval_brackets_the_drop():
+    proxy = [[0.0, 1.0, 2.0, 3.0]] * 10
+    gold = [[0.0, 1.0, 1.0, -1.0]] * 5 + [[0.0, 1.0, 1.0, 0.5]] * 5
+    drop, low, high = oo.gold_drop_interval(proxy, gold, n_from=2, n_to=4, n_boot=200)
+    exact = [oo.best_of_n(p, g, 2)[1] - oo.best_of_n(p, g, 4)[1] for p, g in zip(proxy, gold)]
+    assert drop == pytest.approx(sum(exact) / 10) and low <= drop <= high and low > 0

@@ -42,6 +42,10 @@ class Stage:
         budget: the profile budget it uses (`Profile.budget`), ``None`` for no training.
         train: the function in `module` called as ``train(profile, output_dir, *upstream_dirs)``,
             returning ``(model, tokenizer)``.
+        loader: the function in `posttrain_utils.models` that `get` loads the stage's folder with,
+            called as ``loader(folder, profile)`` (``"load_reward_model"`` for the reward model).
+        extra_modules: further modules whose source the fingerprint covers (e.g. a trainer loop
+            kept in its own module).
     """
 
     name: str
@@ -50,12 +54,18 @@ class Stage:
     data_files: tuple[str, ...] = ()
     budget: str | None = None
     train: str = "train"
+    loader: str = "load_model"
+    extra_modules: tuple[str, ...] = ()
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("base", module=None),
     Stage("sft", module="posttrain_utils.sft", upstream=("base",), data_files=("sft_train", "sft_heldout"),
           budget="sft"),
+    Stage("reward", module="posttrain_utils.reward", upstream=("sft",), data_files=("preference_train",),
+          budget="reward", loader="load_reward_model"),
+    Stage("ppo", module="posttrain_utils.ppo", upstream=("sft", "reward"), data_files=("prompts_train",),
+          budget="ppo", extra_modules=("posttrain_utils.ppo_trainer",)),
 )}
 
 
@@ -85,7 +95,8 @@ def fingerprint(name: str, profile: Profile | None = None) -> str:
         weights = Path(profile.model_name_or_path) / "model.safetensors"
         h.update(weights.read_bytes() if weights.exists() else profile.model_name_or_path.encode())
         return h.hexdigest()[:16]
-    h.update(inspect.getsource(importlib.import_module(stage.module)).encode())
+    for module in (stage.module, *stage.extra_modules):
+        h.update(inspect.getsource(importlib.import_module(module)).encode())
     recipe = {"budget": profile.budget(stage.budget) if stage.budget else None, "max_length": profile.max_length,
               "trainer": profile.trainer_kwargs(), "dtype": profile.dtype}
     h.update(json.dumps(recipe, sort_keys=True, default=str).encode())
@@ -144,12 +155,14 @@ def get(name: str, profile: Profile | None = None):
         profile: the run profile (default: the active one, `profiles.current()`).
 
     Returns:
-        A transformers model on the profile's device, and its tokenizer.
+        A transformers model on the profile's device (loaded by the stage's `Stage.loader`), and
+        its tokenizer.
     """
-    from ..models import load_model
+    from .. import models
 
     profile = resolve(profile)
-    return load_model(path(name, profile), profile)
+    loader = getattr(models, _stage(name).loader)
+    return loader(path(name, profile), profile)
 
 
 def is_cached(name: str, profile: Profile | None = None) -> bool:

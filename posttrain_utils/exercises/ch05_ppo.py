@@ -1,0 +1,130 @@
+"""Checkers for the chapter 5 ("RLHF with PPO") exercises. Each prints a verdict and returns a bool.
+
+Every checker calls the learner's function on fresh random inputs and compares it with the course's
+own (`posttrain_utils.ppo`), so a constant or a memorised number cannot pass.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import ppo
+from ..runtime.notebook import feedback
+
+ATOL = 1e-5
+
+
+def _close(theirs, ours) -> bool:
+    theirs = torch.as_tensor(theirs).detach().to(ours.dtype)
+    return theirs.shape == ours.shape and torch.allclose(theirs, ours.detach(), atol=ATOL, rtol=1e-4)
+
+
+def _call(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)`, or the exception it raised (the checker reports it instead of crashing)."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001 (any learner bug becomes a hint)
+        return error
+
+
+def _prefix_mask(generator, batch: int, steps: int):
+    """`(batch, steps)` masks of ones then zeros, every row at least one token long."""
+    lengths = torch.randint(1, steps + 1, (batch, 1), generator=generator)
+    return (torch.arange(steps) < lengths).float()
+
+
+def check_kl(fn, kind: str = "k1") -> bool:
+    """Exercise ppo-ex1: a per-token KL estimate from the sampled tokens' log-probs.
+
+    Args:
+        fn: the learner's ``fn(logp, ref_logp)`` returning a tensor shaped like `logp`.
+        kind: the estimator asked for, ``"k1"`` (``logp - ref_logp``) or ``"k3"``.
+    """
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        logp = -torch.rand(4, 7, generator=generator) * 4
+        ref_logp = -torch.rand(4, 7, generator=generator) * 4  # above and below logp: k1 changes sign
+        theirs = _call(fn, logp, ref_logp)
+        if isinstance(theirs, Exception):
+            return feedback("ppo-ex1", False, f"your function raised {theirs!r}")
+        if not _close(theirs, ppo.kl_penalty(logp, ref_logp, kind)):
+            hint = ("k1 is logp - ref_logp, per token (no sum, no mean)" if kind == "k1" else
+                    "k3 is exp(r) - 1 - r with r = ref_logp - logp, per token")
+            return feedback("ppo-ex1", False, hint)
+    return feedback("ppo-ex1", True, "")
+
+
+def check_gae(fn) -> bool:
+    """Exercise ppo-ex2: generalised advantage estimation over a batch of responses.
+
+    Args:
+        fn: the learner's ``fn(rewards, values, gamma, lam, mask=None)`` returning
+            ``(advantages, returns)``. It is called without a mask, then with right-padding masks
+            (the padding filled with junk, which must change nothing).
+    """
+    generator = torch.Generator().manual_seed(7)
+    for gamma, lam in ((1.0, 0.95), (0.9, 0.5), (1.0, 1.0)):
+        rewards, values = torch.randn(5, 6, generator=generator), torch.randn(5, 6, generator=generator)
+        for mask in (None, _prefix_mask(generator, 5, 6)):
+            if mask is None:
+                theirs = _call(fn, rewards, values, gamma, lam)
+            else:
+                junk = 100 * torch.randn(5, 6, generator=generator) * (1 - mask)
+                theirs = _call(fn, rewards + junk, values - junk, gamma, lam, mask=mask)
+            if isinstance(theirs, Exception):
+                return feedback("ppo-ex2", False, f"your function raised {theirs!r}")
+            if not (isinstance(theirs, (tuple, list)) and len(theirs) == 2):
+                return feedback("ppo-ex2", False, "return a pair (advantages, returns)")
+            advantages, returns = ppo.gae(rewards, values, gamma, lam, mask)
+            keep = torch.ones_like(rewards) if mask is None else mask
+            theirs = [torch.as_tensor(t).detach().float() for t in theirs]
+            if theirs[0].shape != rewards.shape or theirs[1].shape != rewards.shape:
+                return feedback("ppo-ex2", False, "advantages and returns are (batch, T), like rewards")
+            if not _close(theirs[0] * keep, advantages * keep):
+                where = "without a mask" if mask is None else "with a mask (junk after the last real token)"
+                return feedback("ppo-ex2", False, f"advantages differ {where} at gamma={gamma}, lam={lam}: "
+                                "go backwards, A_t = delta_t + gamma*lam*A_(t+1), bootstrap 0 after the end")
+            if not _close(theirs[1] * keep, returns * keep):
+                return feedback("ppo-ex2", False, "returns are advantages + values")
+    return feedback("ppo-ex2", True, "")
+
+
+def check_clipped_loss(fn, eps: float = 0.2) -> bool:
+    """Exercise ppo-ex3: PPO's clipped policy loss, ``mean(max(-A * ratio, -A * clip(ratio)))``.
+
+    Compares the loss and its gradient with respect to ``logp_new`` on random tokens and on tokens
+    built so that the clip binds for a positive advantage (ratio above ``1 + eps``) and for a
+    negative one (ratio below ``1 - eps``), next to tokens where it must not bind.
+
+    Args:
+        fn: the learner's ``fn(logp_new, logp_old, advantages, eps)`` returning the scalar loss (or a
+            tuple whose first element is the loss).
+        eps: the clip range.
+    """
+    generator = torch.Generator().manual_seed(11)
+    logp_old = -torch.rand(2, 4, generator=generator) * 3
+    ratio = torch.tensor([[1.5, 0.5, 1.5, 0.5], [1.1, 0.9, 1.3, 0.7]])  # rows: binding / mixed
+    advantage = torch.tensor([[1.0, -1.0, -1.0, 1.0], [0.5, -0.5, 2.0, -2.0]])
+    cases = [(logp_old + ratio.log(), logp_old, advantage)]
+    for _ in range(3):
+        old = -torch.rand(4, 6, generator=generator) * 3
+        new = old + 0.4 * torch.randn(4, 6, generator=generator)
+        cases.append((new, old, torch.randn(4, 6, generator=generator)))
+    for logp_new, logp_old, advantages in cases:
+        ours_in, theirs_in = logp_new.clone().requires_grad_(), logp_new.clone().requires_grad_()
+        ours = ppo.clipped_policy_loss(ours_in, logp_old, advantages, eps)[0]
+        theirs = _call(fn, theirs_in, logp_old, advantages, eps)
+        if isinstance(theirs, Exception):
+            return feedback("ppo-ex3", False, f"your function raised {theirs!r}")
+        theirs = theirs[0] if isinstance(theirs, (tuple, list)) else theirs
+        if not (torch.is_tensor(theirs) and theirs.dim() == 0 and _close(theirs, ours)):
+            return feedback("ppo-ex3", False, "the loss differs: ratio = exp(logp_new - logp_old), take the "
+                            "elementwise max of -A*ratio and -A*clip(ratio, 1-eps, 1+eps), then the mean")
+        if not theirs.requires_grad:
+            return feedback("ppo-ex3", False, "the loss has no gradient: do not detach logp_new")
+        ours.backward()
+        theirs.backward()
+        if theirs_in.grad is None or not _close(theirs_in.grad, ours_in.grad):
+            return feedback("ppo-ex3", False, "the loss matches but its gradient does not: clipped tokens "
+                            "must give zero gradient (clamp the ratio, do not detach it)")
+    return feedback("ppo-ex3", True, "")
