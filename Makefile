@@ -32,6 +32,7 @@ TORCH ?= torch==2.13.0
 JOBS ?= 2
 NB_TIMEOUT ?= 1800
 STAGE := _stage
+SHARED_STAGES ?= sft reward
 HTML := _build/html
 ENV_STAMP := $(VENV)/.posttrain-installed
 # What the book is built from; anything else in the repository never reaches Sphinx.
@@ -99,13 +100,16 @@ stage:
 	cp -R $(BOOK_SOURCES) "$(STAGE)/"
 	find "$(STAGE)" \( -name .ipynb_checkpoints -o -name __pycache__ \) -prune -exec rm -rf {} +
 
-# Every chapter notebook runs exactly once, JOBS at a time, its outputs written back into the
+# The stages several chapters start from are trained first, once, by a process of their own (each
+# notebook would otherwise train a missing one itself, inside its own run time). Then every chapter
+# notebook runs exactly once, JOBS at a time, its outputs written back into the
 # staged copy. `-c /dev/null` keeps the repository's pytest settings and tests/conftest.py out of
 # it (kernels are separate processes anyway). The stage is not under _build: nbmake skips any
 # notebook with a `_build` directory in its path.
 execute: env stage
 	@ls "$(STAGE)"/chapters/*.ipynb >/dev/null 2>&1 || { \
 	  echo "error: no chapter notebooks in chapters/ (pair each .md with 'make sync')" >&2; exit 1; }
+	"$(BIN)/python" -m posttrain_utils.runtime.checkpoints $(SHARED_STAGES)
 	cd "$(STAGE)" && \
 	  "$(BIN)/python" -m pytest -c /dev/null --rootdir=. -p no:cacheprovider \
 	    --nbmake --nbmake-timeout=$(NB_TIMEOUT) --overwrite -n $(JOBS) --durations=0 chapters

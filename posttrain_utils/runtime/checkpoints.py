@@ -171,3 +171,29 @@ def is_cached(name: str, profile: Profile | None = None) -> bool:
     if _stage(name).module is None:
         return True
     return _fingerprint_of(cache_dir(profile) / name) == fingerprint(name, profile)
+
+
+def main(argv=None) -> None:
+    """``python -m posttrain_utils.runtime.checkpoints sft reward``: train (or find) stages now.
+
+    `make test` runs it before the notebooks, so that the stages several chapters share are trained
+    once, by a process of their own, instead of inside whichever chapter asks first.
+    """
+    import argparse
+    import time
+
+    from . import profiles
+
+    parser = argparse.ArgumentParser(description="Train the named stages (and their upstream stages) "
+                                                 "into the cache, unless they are cached already.")
+    parser.add_argument("stages", nargs="+", choices=sorted(STAGES), help="stage names, e.g. sft reward")
+    args = parser.parse_args(argv)
+    profile = profiles.activate()
+    for name in args.stages:
+        start, cached = time.time(), is_cached(name, profile)
+        folder = path(name, profile)
+        print(f"{name}: {'cached' if cached else f'trained in {time.time() - start:.0f} s'} ({folder})")
+
+
+if __name__ == "__main__":
+    main()
