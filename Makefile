@@ -16,6 +16,7 @@
 #   make world    regenerate the tiny base model and the shipped datasets
 #   make seeds CHAPTER=03   run a chapter at seeds 0, 1, 2 -> chapters/seeds/03_*.json
 #   make clean    remove _build and _stage
+#   make bench-ppo  time our PPO against TRL 1.12's PPOTrainer (.venv-bench) -> benchmarks/results
 #
 # Knobs (make VAR=value): PYTHON, VENV, TORCH (empty: keep the installed torch, e.g. on a GPU
 # machine), JOBS (parallel notebooks / test workers), NB_TIMEOUT (seconds per cell),
@@ -32,7 +33,7 @@ TORCH ?= torch==2.13.0
 JOBS ?= 2
 NB_TIMEOUT ?= 1800
 STAGE := _stage
-SHARED_STAGES ?= sft reward
+SHARED_STAGES ?= sft reward ppo
 HTML := _build/html
 ENV_STAMP := $(VENV)/.posttrain-installed
 # What the book is built from; anything else in the repository never reaches Sphinx.
@@ -54,7 +55,7 @@ export MKL_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: help test book env unit pairs stage execute site sync world seeds clean
+.PHONY: help test book env unit pairs stage execute site sync world seeds clean bench-ppo
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -144,3 +145,21 @@ seeds: env
 
 clean:
 	rm -rf _build "$(STAGE)"
+
+## Benchmarks ################################################################################
+
+# Seconds per PPO iteration: the course's PPOTrainer (in $(VENV)) against TRL 1.12's experimental
+# PPOTrainer, which needs a venv of its own (TRL removed it in 1.13). See benchmarks/README.md.
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.bench-installed
+
+$(BENCH_STAMP): benchmarks/requirements-trl112.txt
+	@if [ ! -x "$(BENCH_VENV)/bin/python" ]; then \
+	  echo "creating $(BENCH_VENV) with $(PYTHON)"; "$(PYTHON)" -m venv "$(BENCH_VENV)"; fi
+	"$(BENCH_VENV)/bin/python" -m pip install --quiet torch==2.13.0
+	"$(BENCH_VENV)/bin/python" -m pip install --quiet -r benchmarks/requirements-trl112.txt
+	"$(BENCH_VENV)/bin/python" -m pip check
+	@touch "$@"
+
+bench-ppo: env $(BENCH_STAMP)
+	"$(BIN)/python" benchmarks/bench_ppo.py --trl-python "$(abspath $(BENCH_VENV))/bin/python"
