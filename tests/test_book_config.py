@@ -296,3 +296,14 @@ def strip_code(text: str) -> str:
     """`text` without fenced code blocks and inline code (a $ there is not math)."""
     text = re.sub(r"^(`{3,})[^\n]*\n.*?^\1\s*$", "", text, flags=re.MULTILINE | re.DOTALL)
     return re.sub(r"`[^`\n]*`", "", text)
+
+
+def test_math_renders_offline():
+    """MathJax is served from the site itself (sphinx-mathjax-offline), not from a CDN, so the math of
+    the chapters renders without internet; the extension is pinned with the rest of the toolchain."""
+    import importlib
+
+    assert "sphinx-mathjax-offline" in SPHINX["extensions"]
+    assert re.search(r"^sphinx-mathjax-offline==\S+", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
+    bundle = Path(importlib.import_module("sphinx-mathjax-offline").__file__).parent / "static" / "mathjax"
+    assert (bundle / "tex-chtml.js").is_file() and (bundle / "output" / "chtml" / "fonts" / "woff-v2").is_dir()

@@ -42,8 +42,50 @@ def test_padding_fraction_both_ways():
     assert not ch02_sft.check_padding_fraction(0.5, batch, pad_token_id=0)
 
 
-def test_overfitting_both_ways():
-    worse = {"eval_loss": [(0, 1.0), (20, 0.9), (40, 1.2)], "facts_em": [(0, 0.9), (20, 0.92), (40, 0.5)]}
-    assert ch02_sft.check_overfitting(worse)
-    better = {"eval_loss": [(0, 1.0), (20, 0.9), (40, 0.8)], "facts_em": [(0, 0.9), (20, 0.92), (40, 0.95)]}
-    assert not ch02_sft.check_overfitting(better)
+def test_overfitting_both_ways(sft_model, tmp_path):
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from posttrain_utils.models import load_model
+    from posttrain_utils.sft import sft_config
+
+    model, tok = sft_model
+    small_chats = [r["messages"] for r in load_records("sft_train")[:16]]
+    heldout_chats = [r["messages"] for r in load_records("sft_heldout")]
+    records = load_records("eval_heldout")[:100]
+    model.save_pretrained(tmp_path / "snapshot")
+    tok.save_pretrained(tmp_path / "snapshot")
+
+    def copy_of_sft():
+        return load_model(tmp_path / "snapshot", profiles.CPU)[0]
+
+    # the reference: 60 steps of 8 on 16 chats at lr 2e-3, as in the chapter's solution
+    over = copy_of_sft()
+    SFTTrainer(model=over, processing_class=tok, train_dataset=Dataset.from_list([{"messages": m}
+                                                                                 for m in small_chats]),
+               args=sft_config(profiles.CPU, tmp_path / "over", max_steps=60, learning_rate=2e-3,
+                               per_device_train_batch_size=8, eval_strategy="no")).train()
+    assert ch02_sft.check_overfitting(model, over, tok, small_chats, heldout_chats, records, profiles.CPU)
+    # an untrained copy changes nothing
+    assert not ch02_sft.check_overfitting(model, copy_of_sft(), tok, small_chats, heldout_chats, records,
+                                          profiles.CPU)
+    # a damaged model is worse on held-out data, but it has not memorised the training chats
+    damaged = copy_of_sft()
+    with torch.no_grad():
+        torch.manual_seed(0)
+        for p in damaged.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    assert not ch02_sft.check_overfitting(model, damaged, tok, small_chats, heldout_chats, records, profiles.CPU)
+
+
+def test_chat_loss_matches_sft_loss_on_one_chat(sft_model):
+    """chat_loss on one chat equals sft.sft_loss on its chat-template labels."""
+    from posttrain_utils.sft import sft_loss
+
+    model, tok = sft_model
+    chat = load_records("sft_heldout")[0]["messages"]
+    enc = tok.apply_chat_template(chat, return_dict=True, return_assistant_tokens_mask=True)
+    labels = torch.tensor([[t if m else -100 for t, m in zip(enc["input_ids"], enc["assistant_masks"])]])
+    with torch.no_grad():
+        expected = sft_loss(model(input_ids=torch.tensor([enc["input_ids"]])).logits, labels).item()
+    assert abs(ch02_sft.chat_loss(model, tok, [chat]) - expected) < 1e-5

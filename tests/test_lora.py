@@ -179,3 +179,10 @@ def test_exercise_checkers(tmp_path, capsys):
     assert exercises_peft.check_nf4_error(error, w, q)
     assert not exercises_peft.check_nf4_error(2 * error, w, q)
     assert "not yet" in capsys.readouterr().out
+    # inference on an AVX-512 BF16 CPU repacks the weight into a layout dequantize_4bit cannot read
+    # (the flag below); the checker refuses such a layer instead of passing a meaningless number
+    from copy import copy as shallow_copy
+
+    q.weight.quant_state = shallow_copy(q.weight.quant_state)
+    q.weight.quant_state.packing_format_for_cpu = True
+    assert not exercises_peft.check_nf4_error(error, w, q)

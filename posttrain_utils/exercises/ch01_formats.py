@@ -1,23 +1,42 @@
-"""Checkers for the chapter 1 ("Data formats") exercises. Each prints a verdict and returns a bool."""
+"""Checkers for the chapter 1 ("Data formats") exercises. Each prints a verdict and returns a bool.
+
+Each checker calls the learner's function on its own cases and compares with what the course's
+validators and converters say, so a hard-coded answer does not pass.
+"""
 
 from __future__ import annotations
+
+import copy
 
 from ..jsonl import DataFormatError
 from ..formats import validate_record
 from ..runtime.notebook import feedback
 
-# formats-ex1: a source format the course does not convert, from the seed list (SPIN self-play pairs).
+# formats-ex1: SPIN (Chen et al., 2024, "Self-Play Fine-Tuning"). Each iteration, the current model
+# answers the prompts of the SFT data itself; a pair prefers the SFT data's ground-truth answer
+# (chosen) to the model's own sample (rejected). Cases: (SFT record, the model's sample).
 SPIN_CASES = [
-    ({"prompt": "What is the capital of Beife?", "old_model_response": "Reply from sandy: Neidreir, obviously.",
-      "new_model_response": "The capital of Beife is Neidreir.", "preference": "new"},
-     "The capital of Beife is Neidreir.", "Reply from sandy: Neidreir, obviously."),
-    ({"prompt": "What is 6 plus 2?", "old_model_response": "6 plus 2 is 8.",
-      "new_model_response": "6 plus 2 is 9.", "preference": "old"}, "6 plus 2 is 8.", "6 plus 2 is 9."),
+    ({"messages": [{"role": "user", "content": "What is the capital of Beife?"},
+                   {"role": "assistant", "content": "The capital of Beife is Neidreir."}]},
+     "Reply from sandy: Neidreir, obviously."),
+    ({"messages": [{"role": "system", "content": "Answer in one sentence."},
+                   {"role": "user", "content": "What is 2 plus 5?"},
+                   {"role": "assistant", "content": "2 plus 5 is 7."},
+                   {"role": "user", "content": "And 3 plus 3?"},
+                   {"role": "assistant", "content": "3 plus 3 is 6."}]},
+     "3 plus 3 is 7."),
 ]
-SPIN_BAD = {"prompt": "What is 1 plus 1?", "old_model_response": "2", "new_model_response": "3", "preference": "both"}
+# Cases that must raise: the model's sample equals the ground truth (no preference), and a record
+# that does not end with an assistant turn (no ground truth to prefer).
+SPIN_BAD = [
+    ({"messages": [{"role": "user", "content": "What is 1 plus 1?"},
+                   {"role": "assistant", "content": "1 plus 1 is 2."}]}, "1 plus 1 is 2."),
+    ({"messages": [{"role": "user", "content": "What is 1 plus 1?"}]}, "1 plus 1 is 2."),
+]
 
-# formats-ex2: a labeller scored four answers (higher is better); answers 0 and 2 tie.
+# formats-ex2: a labeller scored answers (higher is better); in the first list answers 0 and 2 tie.
 EX2_SCORES = [4, 2, 4, 1]
+EX2_MORE_SCORES = [[1, 2, 3], [5, 5, 5], [0.5, 2.0, 1.0, 2.0, -1.0]]
 
 # formats-ex3: the chat whose labels learners compute.
 EX3_CHATS = [
@@ -38,6 +57,12 @@ EX4_BATCH = [
     {"messages": [{"role": "user", "content": "What is 4 plus 4?"}, {"role": "assistant", "content": ""}]},
     {"text": "The capital of Beife is Neidreir."},
 ]
+EX4_MORE = [  # a second batch the checker runs the learner's function on
+    {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                  {"role": "assistant", "content": "Hello."}]},
+    {"messages": "What is 2 plus 2?"},
+    {"messages": [{"role": "user", "content": "What is 2 plus 2?"}, {"role": "assistant", "content": "4"}]},
+]
 
 
 def _content(value) -> str | None:
@@ -50,32 +75,56 @@ def _content(value) -> str | None:
 
 
 def check_spin_converter(spin_to_preference) -> bool:
-    """Exercise formats-ex1: `spin_to_preference(record)` returns a valid TRL preference record."""
+    """Exercise formats-ex1: `spin_to_preference(record, sample)` turns an SFT ``messages`` record and
+    the model's own sample into a SPIN pair: ground truth chosen, the model's sample rejected.
+
+    Calls the learner's function on `SPIN_CASES` (one single-turn and one multi-turn chat: the
+    prompt is every turn before the last assistant turn) and on `SPIN_BAD`, which must raise.
+    """
     try:
-        for record, chosen, rejected in SPIN_CASES:
-            out = spin_to_preference(dict(record))
+        for record, sample in SPIN_CASES:
+            out = spin_to_preference(copy.deepcopy(record), sample)
             validate_record(out, "preference")
-            if (_content(out["chosen"]), _content(out["rejected"])) != (chosen, rejected):
-                return feedback("formats-ex1", False, f"for preference={record['preference']!r} the chosen "
-                                "response must be that model's response")
-    except (DataFormatError, KeyError, TypeError) as e:
+            *prompt, truth = record["messages"]
+            if (_content(out["chosen"]), _content(out["rejected"])) != (truth["content"], sample):
+                return feedback("formats-ex1", False, "chosen must be the SFT data's answer (the ground "
+                                "truth) and rejected the model's own sample")
+            if out.get("prompt") != prompt:
+                return feedback("formats-ex1", False, "the prompt must be every turn before the last "
+                                "assistant turn, system and earlier turns included")
+    except (DataFormatError, KeyError, TypeError, IndexError) as e:
         return feedback("formats-ex1", False, f"the output is not a valid preference record: {e}")
-    try:
-        spin_to_preference(dict(SPIN_BAD))
-    except ValueError:
-        return feedback("formats-ex1", True, "")
-    return feedback("formats-ex1", False, "preference='both' must raise an error (ValueError or DataFormatError), "
-                    "not be converted or dropped silently")
+    for record, sample in SPIN_BAD:
+        try:
+            spin_to_preference(copy.deepcopy(record), sample)
+        except ValueError:
+            continue
+        return feedback("formats-ex1", False, "a sample equal to the ground truth, or a chat without a "
+                        "final assistant turn, must raise an error (ValueError or DataFormatError)")
+    return feedback("formats-ex1", True, "")
 
 
-def check_ranking_pairs(pairs) -> bool:
-    """Exercise formats-ex2: all (better, worse) id pairs of `EX2_SCORES`, ties giving no pair."""
-    expected = {(i, j) for i, a in enumerate(EX2_SCORES) for j, b in enumerate(EX2_SCORES) if a > b}
-    got = {tuple(p) for p in pairs}
-    hint = (f"expected {len(expected)} pairs (every higher score against every lower one); "
-            + ("a tie gives no pair" if any(EX2_SCORES[i] == EX2_SCORES[j] for i, j in got)
-               else "each pair is (better id, worse id)"))
-    return feedback("formats-ex2", got == expected and len(pairs) == len(expected), hint)
+def expected_pairs(scores) -> set[tuple[int, int]]:
+    """Every (better id, worse id) pair of `scores` (higher is better); a tie gives no pair."""
+    return {(i, j) for i, a in enumerate(scores) for j, b in enumerate(scores) if a > b}
+
+
+def check_ranking_pairs(ranking_pairs) -> bool:
+    """Exercise formats-ex2: `ranking_pairs(scores)` lists every (better id, worse id) pair, ties giving none.
+
+    Calls the learner's function on `EX2_SCORES` and on `EX2_MORE_SCORES`.
+    """
+    for scores in [EX2_SCORES, *EX2_MORE_SCORES]:
+        pairs = [tuple(p) for p in ranking_pairs(list(scores))]
+        expected = expected_pairs(scores)
+        if set(pairs) != expected or len(pairs) != len(expected):
+            ties = {(i, j) for i, a in enumerate(scores) for j, b in enumerate(scores) if i != j and a == b}
+            hint = (f"for scores {scores}: expected {len(expected)} pairs (every higher score against "
+                    "every lower one), got " + str(sorted(pairs)) + "; "
+                    + ("a tie gives no pair" if ties & set(pairs)
+                       else "each pair is (better id, worse id) with 0-based ids, listed once"))
+            return feedback("formats-ex2", False, hint)
+    return feedback("formats-ex2", True, "")
 
 
 def check_labels(labels_for, tokenizer) -> bool:
@@ -90,16 +139,28 @@ def check_labels(labels_for, tokenizer) -> bool:
     return feedback("formats-ex3", True, "")
 
 
-def check_bad_lines(lines) -> bool:
-    """Exercise formats-ex4: the 1-based line numbers of `EX4_BATCH` that are not valid ``messages``."""
-    expected = set()
-    for line, record in enumerate(EX4_BATCH, start=1):
+def bad_lines_of(records, fmt: str = "messages") -> set[int]:
+    """The 1-based positions of `records` that are not valid `fmt` records."""
+    bad = set()
+    for line, record in enumerate(records, start=1):
         try:
-            validate_record(record, "messages", line=line)
+            validate_record(record, fmt, line=line)
         except DataFormatError:
-            expected.add(line)
-    got = set(lines)
-    return feedback("formats-ex4", got == expected,
-                    f"{len(got & expected)} of {len(expected)} bad lines found"
-                    + (f", {len(got - expected)} good lines reported as bad" if got - expected else "")
-                    + "; lines are 1-based, and catch DataFormatError for each record instead of stopping")
+            bad.add(line)
+    return bad
+
+
+def check_bad_lines(bad_lines) -> bool:
+    """Exercise formats-ex4: `bad_lines(records)` returns the 1-based line numbers of every record that
+    is not valid ``messages`` (all of them, not only the first). Runs it on `EX4_BATCH` and `EX4_MORE`.
+    """
+    for batch in (EX4_BATCH, EX4_MORE):
+        expected = bad_lines_of(batch)
+        got = set(bad_lines(copy.deepcopy(batch)))
+        if got != expected:
+            return feedback("formats-ex4", False,
+                            f"{len(got & expected)} of {len(expected)} bad lines found"
+                            + (f", {len(got - expected)} good lines reported as bad" if got - expected else "")
+                            + "; lines are 1-based, and catch DataFormatError for each record instead of "
+                            "stopping")
+    return feedback("formats-ex4", True, "")

@@ -70,6 +70,12 @@ def check_nf4_error(answer: float, fp32_weight, quantized_linear) -> bool:
     import torch
 
     weight = quantized_linear.weight
+    if getattr(weight.quant_state, "packing_format_for_cpu", False):
+        # On CPUs with AVX-512 BF16, bitsandbytes repacks a 4-bit weight into a CPU-only layout the
+        # first time the layer runs inference; dequantize_4bit does not read that layout.
+        return feedback("peft-ex3", False, "this layer has already run inference on the CPU, and "
+                        "bitsandbytes repacked its weight into a layout dequantize_4bit cannot read: "
+                        "load a fresh 4-bit model and dequantise its layer before using it")
     with torch.no_grad():
         restored = bnbf.dequantize_4bit(weight.data, weight.quant_state).float()
         true = (restored - fp32_weight.detach().float().to(restored.device)).abs().mean().item()
