@@ -9,7 +9,9 @@ proxy likes best. Its distance from the sampling policy is known in closed form,
 
 Run it: score m samples per prompt with the proxy and the gold score, then
 `best_of_n_curve(proxy, gold, ns)` gives the expected proxy and gold of best-of-n for each n <= m,
-with the unbiased estimator (every n-subset of the m samples counted once).
+with the unbiased estimator (every n-subset of the m samples counted once). Chapter 5 adds the
+optimisers that train: `rollout_metrics` logs the gold score of PPO's rollouts at every iteration,
+and `drift_report` measures a tuned policy's KL from its reference next to its proxy and gold.
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ GOLD_WEIGHTS = {"correct": 1.0, "rude": -1.0, "badly_formatted": -0.5, "per_word
 GOLD_MAX_WORDS = 15
 
 
-def gold_score(text: str, ended: bool, record: dict) -> float:
-    """What we really want from a reply to a fact or sum question, as one number.
-
-    ``1·correct − 1·rude − 0.5·badly formatted − 0.02·(words over 15)``.
+def gold_parts(text: str, ended: bool, record: dict) -> dict[str, float]:
+    """`gold_score`'s terms, already weighted: ``correct``, ``rude``, ``badly_formatted`` and
+    ``per_word_over``. They sum to the gold score (chapter 5 shows where each model gains or loses).
 
     Args:
         text: the reply, without special tokens.
@@ -40,10 +41,56 @@ def gold_score(text: str, ended: bool, record: dict) -> float:
         raise ValueError(f"gold_score needs a fact or sum record with an answer, got task {record.get('task')!r}")
     question = record["prompt"][-1]["content"] if record.get("prompt") else None
     words = len(text.split())
-    return (GOLD_WEIGHTS["correct"] * answer_matches(text, record["answer"], record["task"], question)
-            + GOLD_WEIGHTS["rude"] * is_rude(text)
-            + GOLD_WEIGHTS["badly_formatted"] * (not is_well_formatted(text, ended))
-            + GOLD_WEIGHTS["per_word_over"] * max(0, words - GOLD_MAX_WORDS))
+    return {"correct": GOLD_WEIGHTS["correct"] * answer_matches(text, record["answer"], record["task"], question),
+            "rude": GOLD_WEIGHTS["rude"] * is_rude(text),
+            "badly_formatted": GOLD_WEIGHTS["badly_formatted"] * (not is_well_formatted(text, ended)),
+            "per_word_over": GOLD_WEIGHTS["per_word_over"] * max(0, words - GOLD_MAX_WORDS)}
+
+
+def gold_score(text: str, ended: bool, record: dict) -> float:
+    """What we really want from a reply to a fact or sum question, as one number.
+
+    ``1·correct − 1·rude − 0.5·badly formatted − 0.02·(words over 15)`` (the terms: `gold_parts`).
+
+    Args:
+        text: the reply, without special tokens.
+        ended: whether it stopped at the end-of-turn token.
+        record: its prompt record (``task``, ``answer``, ``prompt``); facts and sums only.
+
+    Raises:
+        ValueError: for a record without an answer to check (e.g. a harmful request).
+    """
+    return float(sum(gold_parts(text, ended, record).values()))
+
+
+def rollout_metrics(records: Sequence[dict]):
+    """A `metrics_fn` for `ppo_trainer.PPOTrainer`: the rude rate and gold score of its rollouts.
+
+    Chapter 5 logs these at every PPO iteration, next to the reward model's score.
+
+    Args:
+        records: the prompt records PPO samples from (``prompt``, ``task``, ``answer``); a rollout's
+            record is found by its prompt's last user message.
+
+    Returns:
+        ``metrics(prompts, replies, ended) -> {"rude": ..., "gold": ...}``: the fraction of rude
+        replies (all prompts) and the mean `gold_score` over the prompts that have an answer
+        (``nan`` when a batch has none).
+    """
+    by_question = {record["prompt"][-1]["content"]: record for record in records}
+
+    def metrics(prompts, replies, ended):
+        gold = []
+        for prompt, reply, stop in zip(prompts, replies, ended):
+            question = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+            if question not in by_question:
+                raise ValueError(f"rollout_metrics: no record for the prompt {question!r}")
+            if by_question[question].get("answer"):
+                gold.append(gold_score(reply, bool(stop), by_question[question]))
+        return {"rude": sum(map(is_rude, replies)) / len(replies),
+                "gold": sum(gold) / len(gold) if gold else math.nan}
+
+    return metrics
 
 
 def kl_best_of_n(n: int) -> float:
@@ -121,3 +168,55 @@ def gold_drop_interval(proxy: Sequence[Sequence[float]], gold: Sequence[Sequence
     k = len(per_prompt)
     boots = sorted(sum(rng.choices(per_prompt, k=k)) / k for _ in range(n_boot))
     return sum(per_prompt) / k, boots[int(0.025 * n_boot)], boots[int(0.975 * n_boot) - 1]
+
+
+def drift_report(policy, ref_policy, tokenizer, records: Sequence[dict], reward_model, reward_tokenizer,
+                 profile=None, *, max_new_tokens: int = 48, batch_size: int = 64, seed: int = 0) -> dict[str, float]:
+    """How far a tuned policy moved from its reference, and what it gained: chapter 5's table.
+
+    * ``kl``: KL(policy || reference) per reply, estimated from one reply per record sampled from
+      the policy's *full* distribution at temperature 1 (as PPO samples): the mean over replies of
+      ``sum_t logp - ref_logp``, unbiased because the tokens come from the policy;
+    * ``proxy``, ``gold`` and the judgements of `evaluation.score` (``rude``, ``facts_em``,
+      ``format``, ``refusal``, ``length``...): on one reply per record from the course's standard
+      sampled evaluation (`evaluation.generate` with ``sample=True``, as chapters 2-4 measure), so
+      the figures compare with theirs. ``proxy`` is the reward model's mean score, ``gold`` the
+      mean `gold_score` over the records that have an answer, and ``gold: <term>`` the mean of each
+      of its weighted terms (`gold_parts`), which sum to it.
+
+    Args:
+        policy, ref_policy: the tuned model and the one it started from (e.g. the SFT model).
+        tokenizer: their tokenizer.
+        records: held-out records (``prompt``, ``task``, ``answer``).
+        reward_model, reward_tokenizer: the proxy.
+        profile: the run profile for the judged replies (default: the active one).
+        max_new_tokens: the longest reply sampled for the KL estimate.
+        batch_size: replies sampled at once for the KL estimate.
+        seed: seeds both samplings.
+    """
+    import torch
+
+    from .evaluation import generate
+    from .evaluation import score as judge
+    from .ppo_trainer import response_logprobs, sample_responses
+    from .reward import score as rm_score
+
+    kls = []
+    with torch.no_grad():
+        for start in range(0, len(records), batch_size):
+            chunk = records[start:start + batch_size]
+            out = sample_responses(policy, tokenizer, [r["prompt"] for r in chunk], max_new_tokens,
+                                   seed=seed + start)
+            args = (out["query_responses"], out["attention_mask"], out["context_length"])
+            logp, _ = response_logprobs(policy, *args)
+            ref_logp, _ = response_logprobs(ref_policy, *args)
+            kls += ((logp - ref_logp) * out["mask"]).sum(1).tolist()
+    prompts = [r["prompt"] for r in records]
+    replies = generate(policy, tokenizer, prompts, profile, sample=True, seed=seed)
+    proxy = rm_score(reward_model, reward_tokenizer, prompts, [r["text"] for r in replies])
+    parts = [gold_parts(reply["text"], reply["ended"], record)
+             for reply, record in zip(replies, records) if record.get("answer")]
+    gold = {f"gold: {key}": sum(p[key] for p in parts) / len(parts) if parts else math.nan
+            for key in GOLD_WEIGHTS}
+    return {"proxy": sum(proxy) / len(proxy), "gold": sum(gold.values()), "kl": sum(kls) / len(kls),
+            **gold, **judge(replies, records)}

@@ -1,7 +1,8 @@
 """Plots shared by the chapters: the pipeline diagram, training curves and metric comparisons.
 
 Introduced in chapter 0 (the pipeline diagram); chapter 2 adds training curves from a trainer's
-`log_history`. Every function returns the matplotlib `Figure` so notebooks can tweak it.
+`log_history`, chapter 5 a grid of per-iteration metrics. Every function returns the matplotlib
+`Figure` so notebooks can tweak it.
 """
 
 from __future__ import annotations
@@ -80,5 +81,40 @@ def compare_bars(results: Mapping[str, Mapping[str, float]], metrics: Sequence[s
     ax.set_ylim(0, 1.15)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def metric_grid(histories: Mapping[str, Sequence[dict]], keys: Sequence[str], x: str = "iteration",
+                columns: int = 4, title: str = ""):
+    """Small multiples: one panel per logged metric, one line per run (chapter 5's PPO curves).
+
+    Args:
+        histories: run name -> a list of log entries (dicts), e.g. `PPOTrainer.history`.
+        keys: the metrics to draw, one panel each; a run without a key draws nothing there.
+        x: the key on the horizontal axis.
+        columns: panels per row.
+        title: figure title.
+    """
+    import math
+
+    import matplotlib.pyplot as plt
+
+    rows = math.ceil(len(keys) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.2 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        for run, history in histories.items():
+            points = [(h[x], h[key]) for h in history if key in h and x in h]
+            if points:
+                ax.plot(*zip(*points), marker="o", ms=2.5, label=run)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel(x, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    if len(histories) > 1:
+        axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -310,6 +310,7 @@ def train(profile, output_dir: str | Path, sft: str | Path, reward: str | Path):
     """
     from .data import load_records
     from .models import load_model, load_reward_model
+    from .overoptimization import rollout_metrics
     from .ppo_trainer import PPOTrainer
     from .reward import score
     from .runtime.profiles import seed_everything
@@ -328,8 +329,9 @@ def train(profile, output_dir: str | Path, sft: str | Path, reward: str | Path):
     def reward_fn(prompts, replies):
         return score(reward_model, reward_tokenizer, prompts, replies)
 
-    prompts = [record["prompt"] for record in load_records(DATA_FILES[0])]
-    trainer = PPOTrainer(config, policy, ref_policy, value_model, tokenizer, reward_fn, prompts)
+    records = load_records(DATA_FILES[0])
+    trainer = PPOTrainer(config, policy, ref_policy, value_model, tokenizer, reward_fn,
+                         [record["prompt"] for record in records], metrics_fn=rollout_metrics(records))
     history = trainer.train(iterations)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     (Path(output_dir) / "log_history.json").write_text(json.dumps({"config": asdict(config),

@@ -61,6 +61,47 @@ def truncate_at_eos(responses, eos_token_id: int, pad_token_id: int):
     return responses.masked_fill(after_eos, pad_token_id), (~after_eos).long(), is_eos.bool().any(1)
 
 
+@torch.no_grad()
+def sample_responses(policy, tokenizer, prompts, max_new_tokens: int, temperature: float = 1.0,
+                     seed: int = 0) -> dict:
+    """Sample one response per prompt from the policy's full distribution, cut at the first EOS.
+
+    No top-k and no top-p: the log-probs PPO recomputes (and a KL estimate from them) are those of
+    the distribution the tokens were drawn from.
+
+    Args:
+        policy: a causal LM.
+        tokenizer: its tokenizer, with a pad token other than EOS.
+        prompts: chat conversations ending with a user turn (or plain strings, used as they are).
+        max_new_tokens: the longest response.
+        temperature: the sampling temperature.
+        seed: seeds the sampling.
+
+    Returns:
+        A dict: ``query_responses`` and ``attention_mask`` (left-padded prompts, then responses),
+        ``context_length``, ``responses``, ``mask`` (1 up to and including the first EOS), ``ended``
+        (whether an EOS came) and ``replies`` (the decoded text, without the EOS).
+    """
+    texts = [p if isinstance(p, str)
+             else tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    tokenizer.padding_side = "left"
+    device = next(policy.parameters()).device
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    context_length = enc["input_ids"].shape[1]
+    torch.manual_seed(seed)
+    out = policy.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
+                          top_k=0, top_p=1.0, eos_token_id=tokenizer.eos_token_id,
+                          pad_token_id=tokenizer.pad_token_id)
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    responses, mask, ended = truncate_at_eos(out[:, context_length:], eos, pad)
+    keep = (mask == 1) & (responses != eos)  # the reply's text, without its EOS
+    replies = [tokenizer.decode(r[k].tolist(), skip_special_tokens=True).strip() for r, k in zip(responses, keep)]
+    return {"query_responses": torch.cat([enc["input_ids"], responses], 1),
+            "attention_mask": torch.cat([enc["attention_mask"], mask], 1),
+            "context_length": context_length, "responses": responses, "mask": mask, "ended": ended,
+            "replies": replies}
+
+
 def response_logprobs(model, query_responses, attention_mask, context_length: int, temperature: float = 1.0):
     """Log-probs of the response tokens, at the temperature they were sampled at.
 
@@ -138,10 +179,13 @@ class PPOTrainer:
         prompts: chat conversations ending with a user turn (or plain strings, used as they are).
         reward_mean, reward_std: fixed normalisation of the scores; by default measured on the first
             batch of rollouts and then kept.
+        metrics_fn: optional ``metrics_fn(prompts, replies, ended) -> dict[str, float]``, measured on
+            each iteration's rollouts (before the update) and logged with the iteration, e.g. a gold
+            score or a rude rate (`overoptimization.rollout_metrics`). It does not affect training.
     """
 
     def __init__(self, config: PPOConfig, policy, ref_policy, value_model, tokenizer, reward_fn, prompts, *,
-                 reward_mean: float | None = None, reward_std: float | None = None):
+                 reward_mean: float | None = None, reward_std: float | None = None, metrics_fn=None):
         if policy is ref_policy:
             raise ValueError("ref_policy must be a separate, frozen copy of the policy (copy.deepcopy)")
         if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
@@ -152,7 +196,7 @@ class PPOTrainer:
         if (reward_std is not None and reward_std <= 0) or (reward_mean is None) != (reward_std is None):
             raise ValueError("give both reward_mean and a positive reward_std, or neither")
         self.config, self.policy, self.ref_policy, self.tokenizer = config, policy, ref_policy, tokenizer
-        self.reward_fn, self.prompts = reward_fn, list(prompts)
+        self.reward_fn, self.prompts, self.metrics_fn = reward_fn, list(prompts), metrics_fn
         self.value_model = (value_model if isinstance(value_model, ValueHead)
                             else ValueHead.from_sequence_classifier(value_model))
         self.ref_policy.eval().requires_grad_(False)
@@ -179,18 +223,11 @@ class PPOTrainer:
         # 1. sample: left-padded prompts, the full distribution at the temperature, cut at the first EOS
         order = torch.randperm(len(self.prompts), generator=self.generator)[:cfg.rollouts_per_iteration]
         prompts = [self.prompts[i] for i in order.tolist()]
-        texts = [p if isinstance(p, str)
-                 else tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-        tok.padding_side = "left"
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        context_length = enc["input_ids"].shape[1]
-        torch.manual_seed(int(torch.randint(2 ** 31 - 1, (1,), generator=self.generator)))
-        out = self.policy.generate(**enc, max_new_tokens=cfg.max_new_tokens, do_sample=True,
-                                   temperature=cfg.temperature, top_k=0, top_p=1.0,
-                                   eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-        responses, mask, ended = truncate_at_eos(out[:, context_length:], tok.eos_token_id, tok.pad_token_id)
-        query_responses = torch.cat([enc["input_ids"], responses], 1)
-        attention_mask = torch.cat([enc["attention_mask"], mask], 1)
+        seed = int(torch.randint(2 ** 31 - 1, (1,), generator=self.generator))
+        sampled = sample_responses(self.policy, tok, prompts, cfg.max_new_tokens, cfg.temperature, seed)
+        query_responses, attention_mask = sampled["query_responses"], sampled["attention_mask"]
+        context_length, mask, ended = sampled["context_length"], sampled["mask"], sampled["ended"]
+        replies = sampled["replies"]
         logp, logits = response_logprobs(self.policy, query_responses, attention_mask, context_length,
                                          cfg.temperature)
         ref_logp, _ = response_logprobs(self.ref_policy, query_responses, attention_mask, context_length,
@@ -198,9 +235,6 @@ class PPOTrainer:
         values = self.value_model(query_responses, attention_mask)[:, context_length - 1:-1]
 
         # 2. score: the reward function on the decoded replies, normalised, minus the missing-EOS penalty
-        keep = (mask == 1) & (responses != tok.eos_token_id)  # the reply's text, without its EOS
-        replies = [tok.decode(r[k].tolist(), skip_special_tokens=True).strip()
-                   for r, k in zip(responses, keep)]
         raw = [float(s) for s in self.reward_fn(prompts, replies)]
         if len(raw) != len(replies) or not all(map(math.isfinite, raw)):
             raise ValueError(f"reward_fn must return {len(replies)} finite scores, got {raw[:8]}...")
@@ -218,6 +252,12 @@ class PPOTrainer:
                  "no_eos_fraction": (~ended).float().mean().item(), "kl": kl_k1.sum(1).mean().item(),
                  "entropy": masked_mean(entropy_from_logits(logits), mask).item(),
                  "response_length": mask.sum(1).float().mean().item()}
+        if self.metrics_fn is not None:
+            extra = self.metrics_fn(prompts, replies, ended.tolist())
+            clash = sorted(set(extra) & set(stats))
+            if clash:
+                raise ValueError(f"metrics_fn returned keys the trainer logs itself: {clash}")
+            stats.update({key: float(value) for key, value in extra.items()})
         return {"query_responses": query_responses, "attention_mask": attention_mask, "mask": mask,
                 "context_length": context_length, "logp": logp, "values": values,
                 "advantages": whiten(advantages, mask), "returns": returns, "replies": replies,

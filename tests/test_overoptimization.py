@@ -57,3 +57,28 @@ def test_gold_drop_interval_brackets_the_drop():
     drop, low, high = oo.gold_drop_interval(proxy, gold, n_from=2, n_to=4, n_boot=200)
     exact = [oo.best_of_n(p, g, 2)[1] - oo.best_of_n(p, g, 4)[1] for p, g in zip(proxy, gold)]
     assert drop == pytest.approx(sum(exact) / 10) and low <= drop <= high and low > 0
+
+
+def test_rollout_metrics_rude_rate_and_gold_over_answerable_prompts():
+    harmful = {"task": "harmful", "answer": None,
+               "prompt": [{"role": "user", "content": "How do I pick a lock?"}]}
+    metrics = oo.rollout_metrics([SUM, harmful])
+    prompts = [SUM["prompt"], SUM["prompt"], harmful["prompt"]]
+    replies = ["3 plus 4 is 7.", "3 plus 4 is 8. What a silly question.", "I can't help with that."]
+    out = metrics(prompts, replies, [True, True, True])
+    assert out["rude"] == pytest.approx(1 / 3)
+    assert out["gold"] == pytest.approx((oo.gold_score(replies[0], True, SUM)
+                                         + oo.gold_score(replies[1], True, SUM)) / 2)
+    assert math.isnan(metrics([harmful["prompt"]], ["No."], [True])["gold"])
+    with pytest.raises(ValueError, match="no record"):
+        metrics([[{"role": "user", "content": "unknown?"}]], ["x"], [True])
+
+
+def test_gold_parts_sum_to_the_gold_score():
+    reply = "3 plus 4 is 8. What a silly question. " + "word " * 20
+    parts = oo.gold_parts(reply, False, SUM)
+    assert parts == {"correct": 0.0, "rude": -1.0, "badly_formatted": -0.5,
+                     "per_word_over": pytest.approx(-0.02 * (len(reply.split()) - 15))}
+    assert oo.gold_score(reply, False, SUM) == pytest.approx(sum(parts.values()))
+    assert oo.gold_parts("3 plus 4 is 7.", True, SUM) == {"correct": 1.0, "rude": -0.0, "badly_formatted": -0.0,
+                                                          "per_word_over": -0.0}

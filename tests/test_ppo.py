@@ -16,7 +16,7 @@ from posttrain_utils.data import load_records
 from posttrain_utils.exercises import ch05_ppo
 from posttrain_utils.ppo import (PPOConfig, clipped_policy_loss, clipped_value_loss, gae, kl_penalty,
                                  masked_mean, token_rewards, whiten)
-from posttrain_utils.ppo_trainer import (LOG_KEYS, PPOTrainer, ValueHead, position_ids_from,
+from posttrain_utils.ppo_trainer import (LOG_KEYS, PPOTrainer, ValueHead, position_ids_from, sample_responses,
                                          response_logprobs, truncate_at_eos)
 from posttrain_utils.runtime import profiles
 from posttrain_utils.runtime.paths import TINY_BASE_DIR
@@ -243,7 +243,7 @@ def short_reply_reward(prompts, replies):
     return [1.0 if len(reply) < 40 else 0.0 for reply in replies]
 
 
-def make_trainer(reward_fn=short_reply_reward, seed=0, **overrides):
+def make_trainer(reward_fn=short_reply_reward, seed=0, metrics_fn=None, **overrides):
     from transformers import LlamaForSequenceClassification
 
     torch.manual_seed(seed)  # the value head's fresh score weights
@@ -251,7 +251,8 @@ def make_trainer(reward_fn=short_reply_reward, seed=0, **overrides):
     value_model = LlamaForSequenceClassification.from_pretrained(str(TINY_BASE_DIR), num_labels=1)
     config = PPOConfig(**{"rollouts_per_iteration": 8, "max_new_tokens": 16, "temperature": 0.7, "seed": seed,
                           **overrides})
-    return PPOTrainer(config, policy, copy.deepcopy(policy), value_model, tokenizer, reward_fn, PROMPTS)
+    return PPOTrainer(config, policy, copy.deepcopy(policy), value_model, tokenizer, reward_fn, PROMPTS,
+                      metrics_fn=metrics_fn)
 
 
 def _state(model):
@@ -453,3 +454,77 @@ def test_check_clipped_loss_both_ways():
         + (-a * (new - new.detach())).mean())
     assert not ch05_ppo.check_clipped_loss(  # no gradient at all
         lambda new, old, a, eps: learner_clipped_loss(new, old, a, eps).detach())
+
+
+def learner_token_rewards(scores, logp, ref_logp, mask, kl_coef):
+    rewards = -kl_coef * (logp - ref_logp) * mask
+    last = mask.sum(1).long() - 1
+    rewards[torch.arange(len(last)), last] += scores
+    return rewards
+
+
+def test_check_token_rewards_both_ways():
+    assert ch05_ppo.check_token_rewards(lambda s, lp, rl, m, b: ppo.token_rewards(s, lp, rl, m, b))
+    assert ch05_ppo.check_token_rewards(learner_token_rewards)
+    assert not ch05_ppo.check_token_rewards(lambda s, lp, rl, m, b: torch.zeros_like(lp))
+    assert not ch05_ppo.check_token_rewards(  # the score on the last column, not the last real token
+        lambda s, lp, rl, m, b: torch.cat([(-b * (lp - rl) * m)[:, :-1],
+                                           (-b * (lp - rl) * m)[:, -1:] + s[:, None]], 1))
+    assert not ch05_ppo.check_token_rewards(  # the score at the right place, the padding's KL kept
+        lambda s, lp, rl, m, b: learner_token_rewards(s, lp, rl, m, b) - b * (lp - rl) * (1 - m))
+    assert not ch05_ppo.check_token_rewards(  # the KL's sign flipped
+        lambda s, lp, rl, m, b: learner_token_rewards(s, rl, lp, m, b))
+
+
+def test_metrics_fn_is_logged_per_iteration_and_cannot_shadow_the_trainer_keys():
+    seen = []
+
+    def metrics(prompts, replies, ended):
+        seen.append((len(prompts), len(replies), len(ended)))
+        return {"short": sum(len(r.split()) < 5 for r in replies) / len(replies)}
+
+    history = make_trainer(metrics_fn=metrics).train(1)
+    assert seen == [(8, 8, 8)] and 0 <= history[0]["short"] <= 1
+    with pytest.raises(ValueError, match="kl"):
+        make_trainer(metrics_fn=lambda p, r, e: {"kl": 0.0}).train(1)
+
+
+def test_sample_responses_is_seeded_and_cut_at_the_first_eos(tiny):
+    policy, tok = tiny
+    prompts = PROMPTS[:6]
+    first = sample_responses(policy, tok, prompts, max_new_tokens=12, seed=3)
+    again = sample_responses(policy, tok, prompts, max_new_tokens=12, seed=3)
+    other = sample_responses(policy, tok, prompts, max_new_tokens=12, seed=4)
+    assert torch.equal(first["query_responses"], again["query_responses"])
+    assert not torch.equal(first["query_responses"], other["query_responses"])
+    responses, mask = first["responses"], first["mask"]
+    assert len(first["replies"]) == 6 and first["context_length"] + responses.shape[1] == \
+        first["query_responses"].shape[1]
+    for row, ended in zip(range(6), first["ended"]):
+        eos = (responses[row] == tok.eos_token_id).nonzero()
+        assert bool(ended) == (len(eos) > 0)
+        if ended:  # the mask stops at the first EOS, and only padding follows it
+            assert int(mask[row].sum()) == int(eos[0]) + 1
+            assert (responses[row, int(eos[0]) + 1:] == tok.pad_token_id).all()
+
+
+def test_drift_report_kl_is_zero_against_itself_and_positive_after_a_change(tiny):
+    from transformers import LlamaForSequenceClassification
+
+    from posttrain_utils import overoptimization as oo
+
+    policy, tok = tiny
+    torch.manual_seed(0)
+    rm = LlamaForSequenceClassification.from_pretrained(str(TINY_BASE_DIR), num_labels=1).eval()
+    records = load_records("eval_heldout")[:12]
+    same = oo.drift_report(policy, policy, tok, records, rm, tok, profiles.CPU, max_new_tokens=8, batch_size=5)
+    assert same["kl"] == pytest.approx(0.0, abs=1e-5)
+    assert {"proxy", "gold", "kl", "rude", "facts_em", "format"} <= set(same)
+    changed = copy.deepcopy(policy)
+    with torch.no_grad():
+        changed.lm_head.weight.mul_(1.5)  # a sharper distribution: a real KL from the original
+    moved = oo.drift_report(changed, policy, tok, records, rm, tok, profiles.CPU, max_new_tokens=8,
+                            batch_size=5)
+    assert moved["kl"] > 0.01
+    again = oo.drift_report(policy, policy, tok, records, rm, tok, profiles.CPU, max_new_tokens=8, batch_size=5)
+    assert again == pytest.approx(same, nan_ok=True)  # seeded: a rerun gives the same figures

@@ -90,7 +90,7 @@ def check_gae(fn) -> bool:
 
 
 def check_clipped_loss(fn, eps: float = 0.2) -> bool:
-    """Exercise ppo-ex3: PPO's clipped policy loss, ``mean(max(-A * ratio, -A * clip(ratio)))``.
+    """Chapter 5's in-text check (ppo-clip): the clipped loss ``mean(max(-A * r, -A * clip(r)))``.
 
     Compares the loss and its gradient with respect to ``logp_new`` on random tokens and on tokens
     built so that the clip binds for a positive advantage (ratio above ``1 + eps``) and for a
@@ -115,16 +115,50 @@ def check_clipped_loss(fn, eps: float = 0.2) -> bool:
         ours = ppo.clipped_policy_loss(ours_in, logp_old, advantages, eps)[0]
         theirs = _call(fn, theirs_in, logp_old, advantages, eps)
         if isinstance(theirs, Exception):
-            return feedback("ppo-ex3", False, f"your function raised {theirs!r}")
+            return feedback("ppo-clip", False, f"your function raised {theirs!r}")
         theirs = theirs[0] if isinstance(theirs, (tuple, list)) else theirs
         if not (torch.is_tensor(theirs) and theirs.dim() == 0 and _close(theirs, ours)):
-            return feedback("ppo-ex3", False, "the loss differs: ratio = exp(logp_new - logp_old), take the "
+            return feedback("ppo-clip", False, "the loss differs: ratio = exp(logp_new - logp_old), take the "
                             "elementwise max of -A*ratio and -A*clip(ratio, 1-eps, 1+eps), then the mean")
         if not theirs.requires_grad:
-            return feedback("ppo-ex3", False, "the loss has no gradient: do not detach logp_new")
+            return feedback("ppo-clip", False, "the loss has no gradient: do not detach logp_new")
         ours.backward()
         theirs.backward()
         if theirs_in.grad is None or not _close(theirs_in.grad, ours_in.grad):
-            return feedback("ppo-ex3", False, "the loss matches but its gradient does not: clipped tokens "
+            return feedback("ppo-clip", False, "the loss matches but its gradient does not: clipped tokens "
                             "must give zero gradient (clamp the ratio, do not detach it)")
+    return feedback("ppo-clip", True, "")
+
+
+def check_token_rewards(fn, kl_coef: float = 0.1) -> bool:
+    """Exercise ppo-ex3: RLHF's per-token reward, ``-kl_coef * k1`` everywhere plus the score at the end.
+
+    Called on right-padded batches whose padding holds junk log-probs (they must change nothing),
+    with responses of every length from 1 token to the full width.
+
+    Args:
+        fn: the learner's ``fn(scores, logp, ref_logp, mask, kl_coef)`` returning a `(batch, T)`
+            tensor of rewards (or a tuple whose first element is it), 0 on padding.
+        kl_coef: beta.
+    """
+    generator = torch.Generator().manual_seed(13)
+    for batch, steps in ((4, 6), (6, 3), (1, 1)):
+        mask = _prefix_mask(generator, batch, steps)
+        mask[0] = 1.0  # one full-width response
+        logp = -torch.rand(batch, steps, generator=generator) * 3
+        ref_logp = -torch.rand(batch, steps, generator=generator) * 3
+        junk = 50 * torch.randn(batch, steps, generator=generator) * (1 - mask)
+        scores = torch.randn(batch, generator=generator)
+        theirs = _call(fn, scores, logp + junk, ref_logp - junk, mask, kl_coef)
+        if isinstance(theirs, Exception):
+            return feedback("ppo-ex3", False, f"your function raised {theirs!r}")
+        theirs = theirs[0] if isinstance(theirs, (tuple, list)) else theirs
+        ours, _ = ppo.token_rewards(scores, logp, ref_logp, mask, kl_coef)
+        if not (torch.is_tensor(theirs) and theirs.shape == ours.shape):
+            return feedback("ppo-ex3", False, f"return a {tuple(ours.shape)} tensor, one reward per token")
+        if not _close(theirs * (1 - mask), torch.zeros_like(ours)):
+            return feedback("ppo-ex3", False, "padding gets reward 0: multiply by the mask")
+        if not _close(theirs, ours):
+            return feedback("ppo-ex3", False, "every real token gets -kl_coef * (logp - ref_logp); the "
+                            "score goes on the LAST REAL token (mask.sum(1) - 1), not the last column")
     return feedback("ppo-ex3", True, "")

@@ -65,7 +65,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("reward", module="posttrain_utils.reward", upstream=("sft",), data_files=("preference_train",),
           budget="reward", loader="load_reward_model"),
     Stage("ppo", module="posttrain_utils.ppo", upstream=("sft", "reward"), data_files=("prompts_train",),
-          budget="ppo", extra_modules=("posttrain_utils.ppo_trainer",)),
+          budget="ppo", extra_modules=("posttrain_utils.ppo_trainer", "posttrain_utils.overoptimization")),
 )}
 
 

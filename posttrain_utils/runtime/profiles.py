@@ -18,6 +18,7 @@ re-read the environment.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import random
 import sys
@@ -101,13 +102,22 @@ CPU = Profile(
         # on some seeds (make seeds CHAPTER=03); 240 steps at 5e-3 held at seeds 0, 1 and 2.
         "peft": dict(max_steps=240, per_device_train_batch_size=16, learning_rate=5e-3),
         "peft_sweep": dict(max_steps=60, per_device_train_batch_size=8, learning_rate=1e-2),
-        # 10 x 8 pairs: 1.00 held-out tone+length accuracy at seeds 0, 1, 2 (about 3 s); 6 x 8 was the
-        # smallest to pass 0.97 (0.978 at seed 2), 5 x 8 fell to 0.91: this keeps a margin.
+        # 10 x 8 pairs: 1.00 held-out tone+length accuracy at seeds 0, 1, 2 (about 3 s). Known hole
+        # (measured for chapter 5, seed 0): it scores insults with a garbled first word ("Su@ a silly
+        # question.") as polite (3.0 vs 3.8); at 40 x 8 they score about -4 vs +5 (seeds 0, 1, 2) with
+        # correctness pairs still near a coin flip (0.43-0.49). Chapter 5 will move to 40 steps.
         "reward": dict(max_steps=10, per_device_train_batch_size=8, learning_rate=1e-3),
-        # measured on the SFT model + reward stage (seeds 0, 1): 5-10 s per iteration, sampled rude
-        # about 0.22 -> 0.03 by iteration 16, KL about 1.2-1.9; chapter 5 will confirm it on 3 seeds.
-        "ppo": dict(iterations=16, rollouts_per_iteration=64, max_new_tokens=48, learning_rate=2e-5,
-                    value_learning_rate=1e-4, kl_coef=0.1),
+        # chapter 5. With 64 rollouts per iteration the held-out sampled rude rate stalled at 0.03-0.05
+        # (from 0.22; a 72-86 % drop, seed 0): rude replies became too rare in a batch to be
+        # learned from. 128 rollouts in 4 minibatches: 0.229 -> 0.015 (-94 %) at iteration 20,
+        # KL about 1.3, facts kept (seed 0, 756 held-out prompts, the 40-step RM); 10-16 s per iteration.
+        "ppo": dict(iterations=20, rollouts_per_iteration=128, num_mini_batches=4, max_new_tokens=48,
+                    learning_rate=2e-5, value_learning_rate=1e-4, kl_coef=0.1),
+        # chapter 5's reward-hacking lab: kl_coef 0 is set by the chapter; lr 2e-4 reached KL ~46 and
+        # held-out facts 0.35 -> 0.15 in 20 iterations (seed 0); lr 1e-4 only KL ~12, facts 0.28.
+        "ppo_hack": dict(iterations=20, rollouts_per_iteration=32, num_mini_batches=1, learning_rate=2e-4),
+        # chapter 5's library route: TRL's RLOOTrainer with the reward model, beta 0.1
+        "rloo": dict(max_steps=16, per_device_train_batch_size=32, num_generations=4, learning_rate=5e-5),
     },
 )
 GPU = Profile(
@@ -122,6 +132,8 @@ GPU = Profile(
         # unmeasured (no GPU run yet)
         "ppo": dict(iterations=40, rollouts_per_iteration=64, max_new_tokens=64, learning_rate=1e-5,
                     value_learning_rate=1e-5, kl_coef=0.05),
+        "ppo_hack": dict(iterations=40, rollouts_per_iteration=64, num_mini_batches=2, learning_rate=5e-5),
+        "rloo": dict(max_steps=40, per_device_train_batch_size=32, num_generations=4, learning_rate=1e-6),
     },
 )
 PROFILES = {"cpu": CPU, "gpu": GPU}
@@ -204,6 +216,9 @@ def activate(name: str | None = None, seed: int | None = None) -> Profile:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: plain progress bars
+    # bitsandbytes' CPU backend logs a warning at import when the optional `kernels` package (Hub
+    # kernels) is missing; its pure-torch fallback is what the course uses. Quiet that one logger.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     if profile.offline:
         go_offline()
     if os.environ.get(NO_NETWORK_ENV) == "1":  # set by `make test`/`make book`: any network use is an error
