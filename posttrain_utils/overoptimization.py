@@ -48,17 +48,9 @@ def gold_parts(text: str, ended: bool, record: dict) -> dict[str, float]:
 
 
 def gold_score(text: str, ended: bool, record: dict) -> float:
-    """What we really want from a reply to a fact or sum question, as one number.
-
-    ``1·correct − 1·rude − 0.5·badly formatted − 0.02·(words over 15)`` (the terms: `gold_parts`).
-
-    Args:
-        text: the reply, without special tokens.
-        ended: whether it stopped at the end-of-turn token.
-        record: its prompt record (``task``, ``answer``, ``prompt``); facts and sums only.
-
-    Raises:
-        ValueError: for a record without an answer to check (e.g. a harmful request).
+    """What we really want from a reply to a fact or sum question, as one number:
+    ``1·correct − 1·rude − 0.5·badly formatted − 0.02·(words over 15)``, the sum of `gold_parts`
+    (same arguments; it raises the same `ValueError` for a record without an answer).
     """
     return float(sum(gold_parts(text, ended, record).values()))
 
