@@ -102,11 +102,11 @@ CPU = Profile(
         # on some seeds (make seeds CHAPTER=03); 240 steps at 5e-3 held at seeds 0, 1 and 2.
         "peft": dict(max_steps=240, per_device_train_batch_size=16, learning_rate=5e-3),
         "peft_sweep": dict(max_steps=60, per_device_train_batch_size=8, learning_rate=1e-2),
-        # 10 x 8 pairs: 1.00 held-out tone+length accuracy at seeds 0, 1, 2 (about 3 s). Known hole
-        # (measured for chapter 5, seed 0): it scores insults with a garbled first word ("Su@ a silly
-        # question.") as polite (3.0 vs 3.8); at 40 x 8 they score about -4 vs +5 (seeds 0, 1, 2) with
-        # correctness pairs still near a coin flip (0.43-0.49). Chapter 5 will move to 40 steps.
-        "reward": dict(max_steps=10, per_device_train_batch_size=8, learning_rate=1e-3),
+        # 40 x 8 pairs. At 10 x 8 held-out tone+length accuracy was already 1.00, but chapter 5's
+        # PPO found a hole (seed 0): insults with a garbled first word ("Su@ a silly question.")
+        # scored as polite (3.0 vs 3.8). At 40 x 8 they score about -4 vs +5 at seeds 0, 1, 2;
+        # correctness pairs stay near a coin flip (0.43-0.49), as chapter 4 teaches.
+        "reward": dict(max_steps=40, per_device_train_batch_size=8, learning_rate=1e-3),
         # chapter 5. With 64 rollouts per iteration the held-out sampled rude rate stalled at 0.03-0.05
         # (from 0.22; a 72-86 % drop, seed 0): rude replies became too rare in a batch to be
         # learned from. 128 rollouts in 4 minibatches: 0.229 -> 0.015 (-94 %) at iteration 20,
