@@ -33,7 +33,7 @@ TORCH ?= torch==2.13.0
 JOBS ?= 2
 NB_TIMEOUT ?= 1800
 STAGE := _stage
-SHARED_STAGES ?= sft reward
+SHARED_STAGES ?= sft reward ppo
 HTML := _build/html
 ENV_STAMP := $(VENV)/.posttrain-installed
 # What the book is built from; anything else in the repository never reaches Sphinx.
