@@ -186,3 +186,75 @@ def test_exercise_checkers(tmp_path, capsys):
     q.weight.quant_state = shallow_copy(q.weight.quant_state)
     q.weight.quant_state.packing_format_for_cpu = True
     assert not exercises_peft.check_nf4_error(error, w, q)
+
+
+def lora_batches(n_batches: int = 2, size: int = 4, length: int = 12):
+    """Random token batches with SFT-style labels (the first third of each row untrained, one row padded)."""
+    gen = torch.Generator().manual_seed(3)
+    batches = []
+    for _ in range(n_batches):
+        ids = torch.randint(2, 97, (size, length), generator=gen)
+        attention = torch.ones_like(ids)
+        attention[0, -3:] = 0
+        labels = ids.masked_fill(attention == 0, -100)
+        labels[:, : length // 3] = -100
+        batches.append({"input_ids": ids, "attention_mask": attention, "labels": labels})
+    return batches
+
+
+class ScratchLoRA(nn.Module):
+    """The chapter's TinyLoRA, with knobs for the wrong versions the checker must reject."""
+
+    def __init__(self, base, r, alpha, scaling=None, b_std=0.0):
+        super().__init__()
+        self.base, self.scaling = base, alpha / r if scaling is None else scaling
+        self.A = nn.Parameter(torch.randn(r, base.in_features) / base.in_features**0.5)
+        self.B = nn.Parameter(torch.randn(base.out_features, r) * b_std)
+
+    def forward(self, x):
+        return self.base(x) + (x @ self.A.T @ self.B.T) * self.scaling
+
+
+def make_add_lora(freeze=True, scaling=None, b_std=0.0, skip=()):
+    """add_lora for peft-ex4: the reference with the defaults, a wrong version otherwise."""
+    def add_lora(model, r, alpha, target_modules):
+        if freeze:
+            model.requires_grad_(False)
+        for name, module in list(model.named_modules()):
+            short = name.split(".")[-1]
+            if isinstance(module, nn.Linear) and short in target_modules and short not in skip:
+                parent, _, child = name.rpartition(".")
+                wrapped = ScratchLoRA(module, r, alpha, None if scaling is None else scaling(r, alpha), b_std)
+                setattr(model.get_submodule(parent), child, wrapped)
+        return model
+    return add_lora
+
+
+def test_lora_training_checker_both_ways(capsys):
+    from posttrain_utils.exercises import ch03_peft as exercises_peft
+
+    model, batches = tiny_llama(), lora_batches()
+    before = copy.deepcopy(model.state_dict())
+    assert exercises_peft.check_lora_training(make_add_lora(), model, batches)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # trains copies only
+    assert exercises_peft.check_lora_training(make_add_lora(), model, batches, r=2, alpha=16,
+                                              target_modules=("q_proj", "v_proj"))
+
+    def with_library(model, r, alpha, target_modules):  # the course's LoRALinear is right too
+        lora.apply_lora(model, r=r, alpha=alpha, target_modules=target_modules)
+        return model
+
+    assert exercises_peft.check_lora_training(with_library, model, batches)
+    wrong = {"base not frozen": make_add_lora(freeze=False),
+             "scaling alpha": make_add_lora(scaling=lambda r, alpha: alpha),
+             "scaling r / alpha": make_add_lora(scaling=lambda r, alpha: r / alpha),
+             "B not zero": make_add_lora(b_std=0.01),
+             "a target left out": make_add_lora(skip=("down_proj",)),
+             "the model unchanged": lambda model, r, alpha, target_modules: model,
+             "nothing returned": lambda model, r, alpha, target_modules: None}
+    for name, fn in wrong.items():
+        assert not exercises_peft.check_lora_training(fn, model, batches), name
+    out = capsys.readouterr().out
+    assert "freeze every base weight" in out and "B must start at zero" in out
+    with pytest.raises(ValueError, match="no batches"):
+        exercises_peft.check_lora_training(make_add_lora(), model, [])

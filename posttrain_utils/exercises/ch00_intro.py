@@ -73,3 +73,107 @@ def check_token_count(answer: int, text: str, tokenizer) -> bool:
     true = len(tokenizer(text, add_special_tokens=False)["input_ids"])
     return feedback("intro-ex3", int(answer) == true, f"{answer} is not it; digits are one token each and a space "
                     "before a digit is a token of its own")
+
+
+GREEDY_NEW_TOKENS = 16  # intro-ex4: new tokens per prompt (fewer where the stop token comes first)
+
+
+def greedy_cases(model, tokenizer, seed: int = 0) -> list[tuple[list[int], int, int]]:
+    """Fresh prompts for intro-ex4, picked from the tiny world with a seeded generator.
+
+    Four prompts: two plain-text fact openings, a forum thread opening and a chat-template
+    question, each paired with the stop token ``eos_token_id``. The last case stops at a token the
+    model is known to write a few tokens into its greedy continuation, so that stopping is tested
+    even for a base model that never ends its turn.
+
+    Returns:
+        ``[(prompt_ids, max_new_tokens, eos_token_id), ...]``.
+    """
+    import random
+
+    from ..tinyworld import world
+
+    rng = random.Random(seed)
+    a, b, c, d = rng.sample(world.make_countries(), 4)
+    texts = [f"The capital of {a.name} is", f"In {b.name}, people speak",
+             f"Thread: What is the national animal of {c.name}?\nReply from sandy:"]
+    cases = [(tokenizer(t, add_special_tokens=False)["input_ids"], GREEDY_NEW_TOKENS, tokenizer.eos_token_id)
+             for t in texts]
+    chat = tokenizer.apply_chat_template([{"role": "user", "content": f"What is the capital of {d.name}?"}],
+                                         add_generation_prompt=True, tokenize=False)
+    chat_ids = tokenizer(chat, add_special_tokens=False)["input_ids"]
+    written = _reference_greedy(model, tokenizer, chat_ids, GREEDY_NEW_TOKENS, tokenizer.eos_token_id)
+    new = written[len(chat_ids):]
+    cases.append((chat_ids, GREEDY_NEW_TOKENS, new[min(3, len(new) - 1)]))
+    return cases
+
+
+def _reference_greedy(model, tokenizer, prompt_ids, max_new_tokens, eos_token_id) -> list[int]:
+    """`model.generate` without sampling (and without a KV cache, as a plain loop computes)."""
+    import torch
+
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt_ids], device=device)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=max_new_tokens, eos_token_id=eos_token_id,
+                             pad_token_id=tokenizer.pad_token_id, use_cache=False)
+    return out[0].tolist()
+
+
+def _generate_is_blocked(*args, **kwargs):
+    raise RuntimeError("my_greedy must decode with its own loop, not with model.generate")
+
+
+def check_greedy(my_greedy, model, tokenizer, seed: int = 0) -> bool:
+    """Exercise intro-ex4: a greedy decoding loop written from scratch equals `model.generate`.
+
+    Runs the learner's ``my_greedy(model, input_ids, max_new_tokens, eos_token_id)`` on fresh
+    prompts (`greedy_cases`) with ``model.generate`` blocked, and compares its output token for
+    token with ``model.generate(do_sample=False)``: the prompt followed by the new tokens, the stop
+    token included when the model writes it.
+
+    Args:
+        my_greedy: the learner's function; ``input_ids`` is a ``(1, prompt_length)`` tensor, and it
+            returns the whole sequence (a tensor or a list of ids, with or without the batch axis).
+        model, tokenizer: the base model.
+        seed: picks the prompts.
+    """
+    import torch
+
+    was_training = model.training
+    model.eval()
+    cases = greedy_cases(model, tokenizer, seed)
+    expected = [_reference_greedy(model, tokenizer, *case) for case in cases]
+    device = next(model.parameters()).device
+    try:
+        for (prompt, max_new, eos), want in zip(cases, expected):
+            model.generate = _generate_is_blocked
+            try:
+                got = my_greedy(model, torch.tensor([prompt], device=device), max_new, eos)
+            finally:
+                del model.generate
+            got = torch.as_tensor(got).reshape(-1).tolist()
+            if got != want:
+                return feedback("intro-ex4", False, _greedy_hint(got, want, prompt, max_new, eos, tokenizer))
+    except (RuntimeError, TypeError, ValueError, IndexError) as e:
+        return feedback("intro-ex4", False, f"calling my_greedy failed: {e}")
+    finally:
+        model.train(was_training)
+    return feedback("intro-ex4", True, "")
+
+
+def _greedy_hint(got, want, prompt, max_new, eos, tokenizer) -> str:
+    """Say where the learner's sequence first leaves `model.generate`'s, and what usually causes it."""
+    where = f"on the prompt {tokenizer.decode(prompt)!r} (max_new_tokens={max_new}, eos_token_id={eos})"
+    if got[:len(prompt)] != prompt:
+        return f"{where} your output does not start with the prompt: return the prompt and the new tokens"
+    diverge = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), min(len(got), len(want)))
+    if diverge < min(len(got), len(want)):
+        return (f"{where} new token {diverge - len(prompt) + 1} is {got[diverge]}, generate wrote "
+                f"{want[diverge]}: take the argmax of the logits at the last position")
+    if len(got) > len(want):
+        return (f"{where} you wrote {len(got) - len(prompt)} new tokens, generate {len(want) - len(prompt)}: "
+                "stop right after appending eos_token_id, and after max_new_tokens")
+    return (f"{where} you wrote {len(got) - len(prompt)} new tokens, generate {len(want) - len(prompt)}: keep "
+            "going until max_new_tokens, and keep the eos token you stop at")

@@ -128,3 +128,86 @@ def check_padding_fraction(answer: float, batch: dict, pad_token_id: int) -> boo
     true = (ids == pad_token_id).float().mean().item()
     return feedback("sft-ex3", abs(float(answer) - true) < 1e-6,
                     f"{answer:.4f} is not it: count positions equal to the pad token id over all positions")
+
+
+TRAIN_LOOP_TOLERANCE = 1e-4  # sft-ex4: largest |learner loss - reference loss| at any step
+TRAIN_WEIGHT_TOLERANCE = 1e-5  # sft-ex4: largest |learner weight - reference weight| after training
+
+
+def reference_train(model, batches, lr: float, steps: int) -> list[float]:
+    """The checker's own SFT loop for sft-ex4: AdamW (no weight decay, constant `lr`, no clipping),
+    one batch per step in order (cycling), `sft.sft_loss` on the batch's labels.
+
+    Changes `model` in place and returns the loss of every step, measured before that step's update.
+    """
+    import torch
+
+    from ..sft import sft_loss
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    model.train()
+    losses = []
+    for step in range(steps):
+        batch = batches[step % len(batches)]
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = sft_loss(logits, batch["labels"])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return losses
+
+
+def check_train_loop(my_train, model, batches, lr: float = 1e-3, steps: int = 5) -> bool:
+    """Exercise sft-ex4: an SFT training loop written from scratch follows the reference loop step for step.
+
+    Trains two deep copies of `model`: one with the learner's ``my_train(model, batches, lr,
+    steps)``, one with `reference_train`. The learner's losses must equal the reference's at every
+    step (within `TRAIN_LOOP_TOLERANCE`) and fall from the first step to the last, and the learner's
+    copy must end with the reference's weights (within `TRAIN_WEIGHT_TOLERANCE`: the losses were
+    really measured while training it, and AdamW's default weight decay of 0.01 shows there).
+    `model` itself is left untouched.
+
+    Args:
+        my_train: the learner's function; returns the list of per-step losses (floats or scalar tensors).
+        model: the causal LM to start from.
+        batches: collated batches (``input_ids``, ``attention_mask``, ``labels`` with -100 on
+            positions that are not trained); they are moved to the model's device.
+        lr: AdamW learning rate.
+        steps: optimizer steps; step ``i`` uses ``batches[i % len(batches)]``.
+    """
+    import copy
+
+    import torch
+
+    if not batches:
+        raise ValueError("no batches to train on")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    device = next(model.parameters()).device
+    batches = [{k: batch[k].to(device) for k in ("input_ids", "attention_mask", "labels")} for batch in batches]
+    theirs_model, ours_model = copy.deepcopy(model), copy.deepcopy(model)
+    ours = reference_train(ours_model, batches, lr, steps)
+    try:
+        theirs = [float(v) for v in my_train(theirs_model, batches, lr, steps)]
+    except (RuntimeError, TypeError, ValueError, IndexError, KeyError) as e:
+        return feedback("sft-ex4", False, f"calling my_train failed: {e}")
+    if len(theirs) != steps:
+        return feedback("sft-ex4", False, f"my_train returned {len(theirs)} losses for {steps} steps: one per step")
+    gaps = [abs(a - b) for a, b in zip(theirs, ours)]
+    if max(gaps) > TRAIN_LOOP_TOLERANCE:
+        step = next(i for i, g in enumerate(gaps) if g > TRAIN_LOOP_TOLERANCE)
+        hint = ("shift by one (logits[:, :-1] predict labels[:, 1:]) and skip labels equal to -100"
+                if step == 0 else "AdamW with weight_decay=0 on every trainable parameter, a constant "
+                "learning rate, zero the gradients after each step, and record the loss before the update")
+        return feedback("sft-ex4", False, f"step {step}: your loss {theirs[step]:.5f}, the reference loop's "
+                        f"{ours[step]:.5f}: {hint}")
+    with torch.no_grad():
+        drift = max((a - b).abs().max().item()
+                    for a, b in zip(theirs_model.parameters(), ours_model.parameters()))
+    if drift > TRAIN_WEIGHT_TOLERANCE:
+        return feedback("sft-ex4", False, f"the losses match, but your model's weights end {drift:.1e} from the "
+                        "reference's: train the model you are given, in place, one optimizer step per batch, "
+                        "with weight_decay=0 (AdamW's default is 0.01)")
+    return feedback("sft-ex4", theirs[-1] < theirs[0], f"the loss went {theirs[0]:.4f} -> {theirs[-1]:.4f} "
+                    f"in {steps} steps, as in the reference loop, but it must fall: try a larger lr or more steps")
