@@ -33,7 +33,9 @@ TORCH ?= torch==2.13.0
 JOBS ?= 2
 NB_TIMEOUT ?= 1800
 STAGE := _stage
-SHARED_STAGES ?= sft reward ppo
+SHARED_STAGES ?= sft reward
+# trained after SHARED_STAGES, one process each, side by side (each is single-threaded)
+PARALLEL_STAGES ?= ppo ppo-hack
 HTML := _build/html
 ENV_STAMP := $(VENV)/.posttrain-installed
 # What the book is built from; anything else in the repository never reaches Sphinx.
@@ -111,6 +113,9 @@ execute: env stage
 	@ls "$(STAGE)"/chapters/*.ipynb >/dev/null 2>&1 || { \
 	  echo "error: no chapter notebooks in chapters/ (pair each .md with 'make sync')" >&2; exit 1; }
 	"$(BIN)/python" -m posttrain_utils.runtime.checkpoints $(SHARED_STAGES)
+	for stage in $(PARALLEL_STAGES); do \
+	  "$(BIN)/python" -m posttrain_utils.runtime.checkpoints $$stage & \
+	done; for job in $$(jobs -p); do wait $$job; done
 	cd "$(STAGE)" && \
 	  "$(BIN)/python" -m pytest -c /dev/null --rootdir=. -p no:cacheprovider \
 	    --nbmake --nbmake-timeout=$(NB_TIMEOUT) --overwrite -n $(JOBS) --durations=0 chapters

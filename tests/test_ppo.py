@@ -528,3 +528,25 @@ def test_drift_report_kl_is_zero_against_itself_and_positive_after_a_change(tiny
     assert moved["kl"] > 0.01
     again = oo.drift_report(policy, policy, tok, records, rm, tok, profiles.CPU, max_new_tokens=8, batch_size=5)
     assert again == pytest.approx(same, nan_ok=True)  # seeded: a rerun gives the same figures
+
+
+def test_hack_stage_lays_its_budget_over_ppo_with_no_kl(monkeypatch):
+    from posttrain_utils import ppo_hack
+    from posttrain_utils.runtime import checkpoints
+
+    hacked = ppo_hack.hack_profile(profiles.CPU)
+    budget = hacked.budget("ppo")
+    assert budget["kl_coef"] == 0.0 and profiles.CPU.budget("ppo")["kl_coef"] > 0  # original untouched
+    for key, value in profiles.CPU.budget("ppo_hack").items():
+        assert budget[key] == value
+    assert budget["max_new_tokens"] == profiles.CPU.budget("ppo")["max_new_tokens"]  # from ppo
+    assert ppo.ppo_config(hacked).kl_coef == 0.0
+    seen = {}
+    monkeypatch.setattr(ppo, "train", lambda profile, *args: seen.update(profile=profile, args=args) or "ok")
+    assert ppo_hack.train(profiles.CPU, "out", "sft", "rm") == "ok"
+    assert seen["args"] == ("out", "sft", "rm") and seen["profile"].budget("ppo") == budget
+    # the stage's fingerprint follows both budgets it reads
+    base = checkpoints.fingerprint("ppo-hack", profiles.CPU)
+    for name in ("ppo", "ppo_hack"):
+        changed = {**profiles.CPU.budgets, name: {**profiles.CPU.budget(name), "learning_rate": 1.23e-4}}
+        assert checkpoints.fingerprint("ppo-hack", dataclasses.replace(profiles.CPU, budgets=changed)) != base

@@ -39,7 +39,8 @@ class Stage:
         module: the method module that trains it (its source is part of the fingerprint).
         upstream: the stages it is trained from, in the order `train` receives their folders.
         data_files: the shipped datasets it reads (names in ``data/``, without ``.jsonl``).
-        budget: the profile budget it uses (`Profile.budget`), ``None`` for no training.
+        budget: the profile budget it uses (`Profile.budget`), a tuple of them when it reads several
+            (``ppo-hack`` lays ``ppo_hack`` over ``ppo``), ``None`` for no training.
         train: the function in `module` called as ``train(profile, output_dir, *upstream_dirs)``,
             returning ``(model, tokenizer)``.
         loader: the function in `posttrain_utils.models` that `get` loads the stage's folder with,
@@ -52,7 +53,7 @@ class Stage:
     module: str | None
     upstream: tuple[str, ...] = ()
     data_files: tuple[str, ...] = ()
-    budget: str | None = None
+    budget: str | tuple[str, ...] | None = None
     train: str = "train"
     loader: str = "load_model"
     extra_modules: tuple[str, ...] = ()
@@ -66,6 +67,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           budget="reward", loader="load_reward_model"),
     Stage("ppo", module="posttrain_utils.ppo", upstream=("sft", "reward"), data_files=("prompts_train",),
           budget="ppo", extra_modules=("posttrain_utils.ppo_trainer", "posttrain_utils.overoptimization")),
+    Stage("ppo-hack", module="posttrain_utils.ppo_hack", upstream=("sft", "reward"), data_files=("prompts_train",),
+          budget=("ppo", "ppo_hack"), extra_modules=("posttrain_utils.ppo", "posttrain_utils.ppo_trainer",
+                                            "posttrain_utils.overoptimization")),
 )}
 
 
@@ -97,7 +101,11 @@ def fingerprint(name: str, profile: Profile | None = None) -> str:
         return h.hexdigest()[:16]
     for module in (stage.module, *stage.extra_modules):
         h.update(inspect.getsource(importlib.import_module(module)).encode())
-    recipe = {"budget": profile.budget(stage.budget) if stage.budget else None, "max_length": profile.max_length,
+    if isinstance(stage.budget, tuple):  # a recipe laid over another's: every budget it reads
+        budget = {b: profile.budget(b) for b in stage.budget}
+    else:
+        budget = profile.budget(stage.budget) if stage.budget else None
+    recipe = {"budget": budget, "max_length": profile.max_length,
               "trainer": profile.trainer_kwargs(), "dtype": profile.dtype}
     h.update(json.dumps(recipe, sort_keys=True, default=str).encode())
     for data_file in stage.data_files:

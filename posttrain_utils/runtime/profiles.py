@@ -113,12 +113,12 @@ CPU = Profile(
         # KL about 1.3, facts kept (seed 0, 756 held-out prompts, the 40-step RM); 10-16 s per iteration.
         "ppo": dict(iterations=20, rollouts_per_iteration=128, num_mini_batches=4, max_new_tokens=48,
                     learning_rate=2e-5, value_learning_rate=1e-4, kl_coef=0.1),
-        # chapter 5's reward-hacking lab (kl_coef 0 is set by the chapter). 32 rollouts in 1 minibatch
-        # was too noisy: at lr 2e-4 seed 2's held-out proxy ended below the beta-0.1 run's (3.54 vs
-        # 4.07, KL 40: the policy garbled), at lr 1e-4 x 30 iterations seed 0's did (3.16 vs 3.59).
-        # 64 in 2 at lr 1e-4: proxy 4.00 / 5.32 / 4.23 vs beta 0.1's 3.59 / 4.56 / 4.07, KL 17.6 /
-        # 6.5 / 15.2, facts 0.29 / 0.15 / 0.25 vs SFT 0.34 / 0.37 / 0.34 (seeds 0 / 1 / 2); 8-12 s
-        # per iteration.
+        # chapter 5's reward-hacking lab: the ppo-hack stage, laid over "ppo" with kl_coef 0
+        # (ppo_hack.py). 32 rollouts in 1 minibatch was too noisy: at lr 2e-4 seed 2's held-out proxy
+        # ended below the beta-0.1 run's (3.54 vs 4.07, KL 40: the policy garbled), at lr 1e-4 x 30
+        # iterations seed 0's did (3.16 vs 3.59). 64 in 2 at lr 1e-4: proxy 4.00 / 5.32 / 4.23 vs
+        # beta 0.1's 3.59 / 4.56 / 4.07, KL 17.6 / 6.5 / 15.2, facts 0.29 / 0.15 / 0.25 vs SFT
+        # 0.34 / 0.37 / 0.34 (seeds 0 / 1 / 2); 8-12 s per iteration.
         "ppo_hack": dict(iterations=20, rollouts_per_iteration=64, num_mini_batches=2, learning_rate=1e-4),
         # chapter 5's library route: TRL's RLOOTrainer with the reward model, beta 0.1
         "rloo": dict(max_steps=16, per_device_train_batch_size=32, num_generations=4, learning_rate=5e-5),
