@@ -34,8 +34,9 @@ JOBS ?= 2
 NB_TIMEOUT ?= 1800
 STAGE := _stage
 SHARED_STAGES ?= sft reward
-# trained after SHARED_STAGES, one process each, side by side (each is single-threaded)
-PARALLEL_STAGES ?= ppo ppo-hack
+# trained after SHARED_STAGES: one process per group, the groups side by side (each process is
+# single-threaded); a group's stages (comma-separated) train one after another in its process
+PARALLEL_STAGES ?= ppo,dpo-sweep ppo-hack,dpo
 HTML := _build/html
 ENV_STAMP := $(VENV)/.posttrain-installed
 # What the book is built from; anything else in the repository never reaches Sphinx.
@@ -113,8 +114,8 @@ execute: env stage
 	@ls "$(STAGE)"/chapters/*.ipynb >/dev/null 2>&1 || { \
 	  echo "error: no chapter notebooks in chapters/ (pair each .md with 'make sync')" >&2; exit 1; }
 	"$(BIN)/python" -m posttrain_utils.runtime.checkpoints $(SHARED_STAGES)
-	for stage in $(PARALLEL_STAGES); do \
-	  "$(BIN)/python" -m posttrain_utils.runtime.checkpoints $$stage & \
+	for group in $(PARALLEL_STAGES); do \
+	  "$(BIN)/python" -m posttrain_utils.runtime.checkpoints $${group//,/ } & \
 	done; for job in $$(jobs -p); do wait $$job; done
 	cd "$(STAGE)" && \
 	  "$(BIN)/python" -m pytest -c /dev/null --rootdir=. -p no:cacheprovider \

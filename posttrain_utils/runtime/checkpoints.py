@@ -70,6 +70,15 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("ppo-hack", module="posttrain_utils.ppo_hack", upstream=("sft", "reward"), data_files=("prompts_train",),
           budget=("ppo", "ppo_hack"), extra_modules=("posttrain_utils.ppo", "posttrain_utils.ppo_trainer",
                                             "posttrain_utils.overoptimization")),
+    Stage("dpo", module="posttrain_utils.dpo_family", upstream=("base", "sft", "reward"),
+          data_files=("preference_train", "preference_heldout", "kto_train", "eval_heldout"),
+          budget=("dpo", "orpo"),
+          extra_modules=("posttrain_utils.dpo", "posttrain_utils.overoptimization")),
+    Stage("dpo-sweep", module="posttrain_utils.dpo_sweep", upstream=("sft", "reward"),
+          data_files=("preference_train", "preference_heldout", "prompts_train", "eval_heldout"),
+          budget="dpo",
+          extra_modules=("posttrain_utils.dpo_family", "posttrain_utils.dpo",
+                         "posttrain_utils.overoptimization")),
 )}
 
 

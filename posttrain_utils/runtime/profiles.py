@@ -122,6 +122,12 @@ CPU = Profile(
         "ppo_hack": dict(iterations=20, rollouts_per_iteration=64, num_mini_batches=2, learning_rate=1e-4),
         # chapter 5's library route: TRL's RLOOTrainer with the reward model, beta 0.1
         "rloo": dict(max_steps=16, per_device_train_batch_size=32, num_generations=4, learning_rate=5e-5),
+        # chapter 6: every preference method's budget (dpo_family.METHODS); 60 x 8 pairs, as the
+        # issue's prototype ran them
+        "dpo": dict(max_steps=60, per_device_train_batch_size=8, learning_rate=1e-4, beta=0.1),
+        # chapter 6's ORPO, laid over "dpo": it starts from the base model and learns the chat
+        # format as well, so it needs SFT's larger step (the issue's prototype ran it at 1e-3)
+        "orpo": dict(learning_rate=1e-3),
     },
 )
 GPU = Profile(
@@ -138,6 +144,9 @@ GPU = Profile(
                     value_learning_rate=1e-5, kl_coef=0.05),
         "ppo_hack": dict(iterations=40, rollouts_per_iteration=64, num_mini_batches=2, learning_rate=5e-5),
         "rloo": dict(max_steps=40, per_device_train_batch_size=32, num_generations=4, learning_rate=1e-6),
+        # unmeasured (no GPU run yet): a common DPO setting for a ~100 M model
+        "dpo": dict(max_steps=200, per_device_train_batch_size=16, learning_rate=5e-7, beta=0.1),
+        "orpo": dict(learning_rate=8e-6),  # unmeasured (no GPU run yet): the ORPO paper's setting
     },
 )
 PROFILES = {"cpu": CPU, "gpu": GPU}
