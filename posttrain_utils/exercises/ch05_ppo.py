@@ -10,22 +10,10 @@ import torch
 
 from .. import ppo
 from ..runtime.notebook import feedback
-
-ATOL = 1e-5
-
-
-def _close(theirs, ours) -> bool:
-    theirs = torch.as_tensor(theirs).detach().to(ours.dtype)
-    return theirs.shape == ours.shape and torch.allclose(theirs, ours.detach(), atol=ATOL, rtol=1e-4)
-
-
-def _call(fn, *args, **kwargs):
-    """`fn(*args, **kwargs)`, or the exception it raised (the checker reports it instead of crashing)."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as error:  # noqa: BLE001 (any learner bug becomes a hint)
-        return error
-
+from ._common import ATOL
+from ._common import call as _call
+from ._common import close as _close
+from ._common import gradient_hint
 
 def _prefix_mask(generator, batch: int, steps: int):
     """`(batch, steps)` masks of ones then zeros, every row at least one token long."""
@@ -120,13 +108,11 @@ def check_clipped_loss(fn, eps: float = 0.2) -> bool:
         if not (torch.is_tensor(theirs) and theirs.dim() == 0 and _close(theirs, ours)):
             return feedback("ppo-clip", False, "the loss differs: ratio = exp(logp_new - logp_old), take the "
                             "elementwise max of -A*ratio and -A*clip(ratio, 1-eps, 1+eps), then the mean")
-        if not theirs.requires_grad:
-            return feedback("ppo-clip", False, "the loss has no gradient: do not detach logp_new")
-        ours.backward()
-        theirs.backward()
-        if theirs_in.grad is None or not _close(theirs_in.grad, ours_in.grad):
-            return feedback("ppo-clip", False, "the loss matches but its gradient does not: clipped tokens "
-                            "must give zero gradient (clamp the ratio, do not detach it)")
+        no_gradient, wrong_gradient = ("the loss has no gradient: do not detach logp_new",
+                                       "the loss matches but its gradient does not: clipped tokens must "
+                                       "give zero gradient (clamp the ratio, do not detach it)")
+        if hint := gradient_hint(theirs, ours, theirs_in, ours_in, no_gradient, wrong_gradient):
+            return feedback("ppo-clip", False, hint)
     return feedback("ppo-clip", True, "")
 
 
