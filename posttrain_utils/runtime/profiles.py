@@ -229,6 +229,10 @@ def activate(name: str | None = None, seed: int | None = None) -> Profile:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: plain progress bars
+    # TRL 1.16's preference trainers call transformers' deprecated `is_gradient_checkpointing`
+    # (chapter 6): a FutureWarning for TRL's maintainers, not for the reader
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated",
+                            category=FutureWarning)
     # bitsandbytes' CPU backend logs a warning at import when the optional `kernels` package (Hub
     # kernels) is missing; its pure-torch fallback is what the course uses. Quiet that one logger.
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
