@@ -11,6 +11,7 @@ The learner's API, one module per method, shaped like TRL's Config + Trainer:
                  (chapter 5, being written)
     evaluation   generation and the judgements every chapter's Check rests on (chapter 0 on)
     formats      validators for TRL's data formats; fields: their shared field checks (chapter 1)
+    validate     `formats.validate_file` and ``python -m posttrain_utils.formats FILE``: check your own file
     source_formats, convert   data as it is found, and its conversion into TRL's formats (chapter 1)
     data, jsonl  reading the shipped datasets strictly (chapter 0, chapter 1)
     models       one loader for both profiles; plotting: the book's curves and bars

@@ -3,7 +3,8 @@
 Introduced in chapter 1 ("Data formats"). Each converter validates its input first
 (`formats.validate_record`), so bad input raises `data.DataFormatError` naming file, line and
 field, and never yields a half-converted record. `convert_file` validates *every* record before
-it writes anything, and writes atomically (a temporary file renamed into place).
+it writes anything, and writes atomically (a temporary file renamed into place): on any error
+there is no output file, not even a partial one.
 
 TRL formats pass through unchanged. Source formats become *conversational* records, like the
 course's shipped data: a string prompt becomes a user turn and a string response an assistant
@@ -23,6 +24,8 @@ turn. The choices this module makes, and that chapter 1 shows:
 * ``ranking`` → pairs (`ranking_to_pairs`): ``mode="all"`` pairs every response with every
   response ranked below it (n(n-1)/2 pairs for n responses without ties); ``mode="best_vs_rest"``
   pairs the best response with each other one (n-1 pairs). Tied responses never form a pair.
+  A record giving more than ``max_pairs_per_record`` pairs (default `MAX_PAIRS_PER_RECORD`,
+  1000) is an error, not a silent subsample: see `ranking_to_pairs`.
 * preference → KTO: a pair becomes two records, chosen with ``label=True`` and rejected with
   ``label=False`` (what TRL's `unpair_preference_dataset` does).
 * messages → prompt/completion: the completion is the final run of assistant turns; to train on
@@ -32,17 +35,17 @@ turn. The choices this module makes, and that chapter 1 shows:
 from __future__ import annotations
 
 import copy
-import json
-import os
-import tempfile
-from pathlib import Path
+import itertools
 
-from .jsonl import DataFormatError, read_jsonl
-from .formats import implicit_prompt_length, validate_record, validate_records
-from .source_formats import (COT_FIELDS, cot_parts, multitask_prompt, ranking_groups, response_text,
-                             tool_messages)
+from .jsonl import DataFormatError, iter_jsonl, write_jsonl
+from .formats import implicit_prompt_length, records_of, validate_record, validate_records
+from .source_formats import cot_parts, multitask_prompt, ranking_groups, response_text, tool_messages
+from .validate import guess_format  # noqa: F401 (moved to `validate`; still part of this module's API)
 
 PAIR_MODES = ("all", "best_vs_rest")
+# n ranked responses give n(n-1)/2 pairs ("all"): 2000 give 2 M. Real rankings have 2-9 (UltraFeedback 4,
+# Nectar 7: 6 and 21 pairs); 1000 pairs (45 responses) is far above, yet no record outweighs hundreds.
+MAX_PAIRS_PER_RECORD = 1000
 
 
 def _user(prompt) -> list[dict]:
@@ -145,7 +148,8 @@ def to_preference(record: dict, fmt: str) -> dict:
     return {"prompt": _user(record["prompt"]), "chosen": _assistant(chosen), "rejected": _assistant(rejected)}
 
 
-def ranking_to_pairs(record: dict, mode: str = "all") -> list[dict]:
+def ranking_to_pairs(record: dict, mode: str = "all", *,
+                     max_pairs_per_record: int | None = MAX_PAIRS_PER_RECORD) -> list[dict]:
     """Expand a ``ranking`` record into preference pairs.
 
     Args:
@@ -154,14 +158,27 @@ def ranking_to_pairs(record: dict, mode: str = "all") -> list[dict]:
         mode: ``"all"``: every response against every response ranked strictly below it,
             n(n-1)/2 pairs for n untied responses; ``"best_vs_rest"``: the best response(s)
             against every strictly worse one, n-1 pairs when the best is unique.
+        max_pairs_per_record: the most pairs one record may give, counted before any is built;
+            None for no limit. More raises an error rather than subsampling: nothing is dropped
+            silently. Use ``mode="best_vs_rest"``, or raise the limit knowingly.
 
     Returns:
         Conversational preference records, best pairs first. Tied responses form no pair.
+
+    Raises:
+        DataFormatError: for an invalid record, or more pairs than allowed (field ``responses``).
     """
     if mode not in PAIR_MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {PAIR_MODES}")
+    cap = _pair_cap(max_pairs_per_record)
     validate_record(record, "ranking")
     groups = ranking_groups(record)
+    sizes, below = [len(g) for g in groups], len(record["responses"])  # counted, not built: O(n)
+    count = sum(n * (below := below - n) for n in sizes) if mode == "all" else sizes[0] * (below - sizes[0])
+    if cap is not None and count > cap:
+        raise DataFormatError("<records>", 1, "responses", f"{len(record['responses'])} responses give "
+                              f"{count} pairs in mode {mode!r}, more than max_pairs_per_record={cap}; "
+                              "use mode='best_vs_rest' or raise the limit (None: no limit)")
     texts = [response_text(r) for r in record["responses"]]
     if mode == "all":
         pairs = [(i, j) for a, better in enumerate(groups) for worse in groups[a + 1:] for i in better for j in worse]
@@ -169,6 +186,12 @@ def ranking_to_pairs(record: dict, mode: str = "all") -> list[dict]:
         pairs = [(i, j) for worse in groups[1:] for i in groups[0] for j in worse]
     return [{"prompt": _user(record["prompt"]), "chosen": _assistant(texts[i]), "rejected": _assistant(texts[j])}
             for i, j in pairs]
+
+
+def _pair_cap(cap):
+    if cap is not None and (type(cap) is not int or cap < 1):
+        raise ValueError(f"max_pairs_per_record must be a positive int or None, got {cap!r}")
+    return cap
 
 
 def to_kto(record: dict, fmt: str) -> list[dict]:
@@ -215,96 +238,82 @@ def to_prompt_only(record: dict, fmt: str) -> dict:
 TARGETS = ("messages", "prompt_completion", "preference", "kto", "prompt_only")
 
 
-def _convert_one(record: dict, fmt: str, target: str, mode: str, system: str | None) -> list[dict]:
+def _convert_one(record: dict, fmt: str, target: str, mode: str, system: str | None, cap) -> list[dict]:
     if target == "messages":
         return [to_messages(record, fmt, system=system)]
     if target == "prompt_completion":
         return [to_prompt_completion(record, fmt, system=system)]
     if target == "preference":
-        return ranking_to_pairs(record, mode) if fmt == "ranking" else [to_preference(record, fmt)]
+        return ranking_to_pairs(record, mode, max_pairs_per_record=cap) if fmt == "ranking" else [
+            to_preference(record, fmt)]
     if target == "kto":
         return to_kto(record, fmt)
     return [to_prompt_only(record, fmt)]
 
 
-def convert_records(records: list[dict], fmt: str, target: str, *, path=None, mode: str = "all",
-                    system: str | None = None) -> list[dict]:
+def convert_records(records, fmt: str, target: str, *, path=None, lines=None, mode: str = "all",
+                    system: str | None = None,
+                    max_pairs_per_record: int | None = MAX_PAIRS_PER_RECORD) -> list[dict]:
     """Validate every record, then convert them all into `target` and check the results.
 
     Args:
-        records: records in format `fmt`, in file order.
+        records: records in format `fmt`, in file order (a list, any iterable, or a
+            `datasets.Dataset`, as for `formats.validate_records`).
         fmt: their format (any of `formats.FORMATS`).
         target: one of `TARGETS`.
-        path: the file they came from, for error messages.
+        path: the file they came from, and `lines` their line numbers, for error messages.
         mode: how rankings expand into pairs (see `ranking_to_pairs`).
         system: a system prompt for ``messages``/``prompt_completion`` targets (see `to_messages`).
+        max_pairs_per_record: the most pairs one ranking may give (see `ranking_to_pairs`).
 
     Returns:
         The converted records. One input may give several (rankings → pairs, pairs → KTO).
 
     Raises:
         DataFormatError: for the first bad input record (nothing is converted then), or for a
-            record that cannot be converted (e.g. a string pair without prompt into KTO).
+            record that cannot be converted (e.g. a string pair without prompt into KTO, or a
+            ranking with too many pairs).
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
+    _pair_cap(max_pairs_per_record)
     path = str(path) if path is not None else "<records>"
-    validate_records(records, fmt, path=path)
+    records = validate_records(records, fmt, path=path, lines=lines)
     out = []
-    for line, record in enumerate(records, start=1):
+    for line, record in zip(lines if lines is not None else itertools.count(1), records_of(records)):
         try:
-            converted = _convert_one(record, fmt, target, mode, system)
+            converted = _convert_one(record, fmt, target, mode, system, max_pairs_per_record)
+        except DataFormatError as e:  # the input is valid (checked above): too many pairs
+            raise DataFormatError(path, line, e.field, e.problem) from None
+        except ValueError as e:
+            raise DataFormatError(path, line, None, f"cannot convert to {target!r}: {e}") from None
+        try:
             for item in converted:
                 validate_record(item, target, path=path, line=line)
         except DataFormatError as e:
             raise DataFormatError(path, line, e.field, f"after conversion to {target!r}: {e.problem}") from None
-        except ValueError as e:
-            raise DataFormatError(path, line, None, f"cannot convert to {target!r}: {e}") from None
         out.extend(converted)
     return out
 
 
 def convert_file(in_path, fmt: str, out_path, target: str, **options) -> int:
-    """Convert a JSONL file into `target`: validate everything first, then write atomically.
+    """Convert a JSON Lines file into `target`: validate everything first, then write atomically.
 
     Args:
-        in_path: the source JSONL file.
+        in_path: the source file (read by `jsonl.iter_jsonl`: errors name the physical line).
         fmt: its format.
-        out_path: where to write the converted JSONL (its folder is created if needed).
+        out_path: where to write the converted JSON Lines (its folder is created if needed).
         target: one of `TARGETS`.
-        **options: `mode` and `system`, passed to `convert_records`.
+        **options: `mode`, `system` and `max_pairs_per_record`, passed to `convert_records`.
 
     Returns:
-        The number of records written. On any error nothing is written and no file is left.
+        The number of records written.
+
+    Raises:
+        DataFormatError: for the first problem. Nothing is written then, no temporary file is
+            left, and an existing `out_path` keeps its old content (`jsonl.write_jsonl`).
     """
-    records = convert_records(read_jsonl(in_path), fmt, target, path=in_path, **options)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, out_path)  # atomic: readers see the old file or the whole new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return len(records)
-
-
-def guess_format(record: dict) -> str:
-    """Name the format a record looks like, from its keys (a guess: validate it afterwards)."""
-    keys = set(record) if isinstance(record, dict) else set()
-    rules = [("tool_calls", lambda: "final_response" in keys or any(
-                 isinstance(m, dict) and "tool_calls" in m for m in record.get("messages") or [])),
-             ("messages", lambda: "messages" in keys), ("text", lambda: "text" in keys),
-             ("instruction", lambda: "instruction" in keys), ("multitask", lambda: {"task", "output"} <= keys),
-             ("ranking", lambda: "responses" in keys), ("pairwise_choice", lambda: "response_0" in keys),
-             ("critique_revision", lambda: "revision" in keys),
-             ("cot", lambda: bool(keys & set(COT_FIELDS["reasoning"]))), ("preference", lambda: "chosen" in keys),
-             ("kto", lambda: "label" in keys), ("prompt_completion", lambda: "completion" in keys),
-             ("prompt_only", lambda: "prompt" in keys)]
-    for name, test in rules:
-        if test():
-            return name
-    raise ValueError(f"no known format has the keys {sorted(keys)}")
+    numbered = list(iter_jsonl(in_path))
+    records = convert_records([r for _, r in numbered], fmt, target, path=in_path,
+                              lines=[n for n, _ in numbered], **options)
+    return write_jsonl(out_path, records)

@@ -3,6 +3,9 @@
 Introduced in chapter 0; chapter 1 explains the formats and their validators (`formats`).
 `load_records("sft_train")` reads ``data/sft_train.jsonl`` and validates every line against the
 TRL format the file is in; `load_dataset` returns the same records as a `datasets.Dataset`.
+Any problem (a missing or unreadable file, a bad line, a bad field) raises `DataFormatError`
+naming the file, the physical line and the field. For a file of your own, see
+`formats.validate_file`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .formats import validate_records
-from .jsonl import DataFormatError, read_jsonl  # noqa: F401 (DataFormatError: part of this module's API)
+from .jsonl import DataFormatError, iter_jsonl, read_jsonl  # noqa: F401 (part of this module's API)
 from .runtime.paths import DATA_DIR
 
 # Which TRL format each shipped file is in (see data/README.md).
@@ -24,13 +27,27 @@ FILE_FORMATS = {
 
 
 def load_records(name: str, data_dir: str | Path = DATA_DIR, validate: bool = True) -> list[dict]:
-    """Load ``<data_dir>/<name>.jsonl`` and validate it against its format (see `FILE_FORMATS`)."""
+    """Load ``<data_dir>/<name>.jsonl`` and validate it against its format (see `FILE_FORMATS`).
+
+    Args:
+        name: a shipped dataset, one of `FILE_FORMATS`.
+        data_dir: the folder holding it.
+        validate: check every record against its format (the file is always read strictly).
+
+    Returns:
+        The records, in file order.
+
+    Raises:
+        KeyError: if `name` is not a shipped dataset.
+        DataFormatError: naming the file, the line and the field of the first problem.
+    """
     if name not in FILE_FORMATS:
         raise KeyError(f"unknown dataset {name!r}; shipped datasets: {sorted(FILE_FORMATS)}")
     path = Path(data_dir) / f"{name}.jsonl"
-    records = read_jsonl(path)
+    numbered = list(iter_jsonl(path))
+    records = [record for _, record in numbered]
     if validate:
-        validate_records(records, FILE_FORMATS[name], path=path)
+        validate_records(records, FILE_FORMATS[name], path=path, lines=[line for line, _ in numbered])
     return records
 
 

@@ -3,14 +3,22 @@
 Introduced in chapter 1 ("Data formats"). Each check raises `FieldError(field, problem)`;
 `formats.validate_record` turns it into a `DataFormatError` that also names the file and line.
 Both `formats` (TRL's formats) and `source_formats` (data as it is found) build on these.
+`check_json_values` is the one check every format shares: no string holds a lone surrogate, and
+no record nests deeper than `MAX_DEPTH` levels.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Iterator
 
 ROLES = ("system", "user", "assistant", "tool")
+# Containers nested in one record, at most. `datasets` (Arrow) already refuses 64 levels; deeper
+# records would exhaust Python's recursion in `copy.deepcopy` or `==` before ~500 levels.
+MAX_DEPTH = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class FieldError(Exception):
@@ -153,6 +161,80 @@ def check_distinct(record: dict, a: str, b: str) -> None:
 
 
 def number_field(value, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    try:
+        finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        raise FieldError(field, f"number too large ({value.bit_length()} bits) for a float") from None
+    if not finite:
         raise FieldError(field, f"expected a finite number, got {value!r}")
     return value
+
+
+def walk(value) -> Iterator[tuple[str | None, object, object, int]]:
+    """Every value nested in `value`, in document order, without recursion.
+
+    Yields:
+        ``(field, key, item, depth)``: the field path (``messages[1].content``), the dict key or
+        list index, the value, and its depth (1 for a record's own fields).
+    """
+    stack = [(None, _items(value))]
+    while stack:
+        parent, items = stack[-1]
+        for key, item in items:
+            if isinstance(key, int):
+                field = f"{parent or ''}[{key}]"
+            else:
+                field = str(key) if parent is None else f"{parent}.{key}"
+            yield field, key, item, len(stack)
+            if isinstance(item, (dict, list, tuple)):
+                stack.append((field, _items(item)))
+                break
+        else:
+            stack.pop()
+
+
+def _items(value):
+    if isinstance(value, dict):
+        return iter(value.items())
+    return enumerate(value) if isinstance(value, (list, tuple)) else iter(())
+
+
+def check_json_values(record: dict) -> None:
+    """Every string (and key) can be written as UTF-8, and nesting stays within `MAX_DEPTH`.
+
+    A JSON escape such as ``"\\ud800"`` decodes to a lone surrogate: Python accepts it, but writing
+    it as UTF-8 fails (e.g. in `convert.convert_file`), and `datasets` refuses the file.
+    """
+    if _values_ok(record):  # the fast path; the walk below only locates a problem, with its field
+        return
+    top = None
+    for field, key, item, depth in walk(record):
+        top = field if depth == 1 else top
+        if depth > MAX_DEPTH:  # named by its top-level field: the full path would be 100 levels long
+            raise FieldError(top, f"nested more than {MAX_DEPTH} levels deep")
+        for text, what in ((key, "key"), (item, "string")):
+            if isinstance(text, str) and not text.isascii() and (bad := _SURROGATE.search(text)):
+                raise FieldError(field, f"lone surrogate \\u{ord(bad.group()):04x} at character {bad.start() + 1} "
+                                        f"of the {what}: not valid Unicode, cannot be written as UTF-8 "
+                                        "(a \\ud800-\\udfff escape must be one half of a pair)")
+
+
+def _has_surrogate(text) -> bool:
+    return isinstance(text, str) and not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _values_ok(value, depth: int = 1) -> bool:
+    """`check_json_values` without field paths (5x faster); `depth` is that of `value`'s items."""
+    if isinstance(value, dict):
+        pairs = value.items()
+    elif isinstance(value, (list, tuple)):
+        pairs = enumerate(value)
+    else:
+        return not _has_surrogate(value)
+    if depth > MAX_DEPTH:  # stops the recursion long before Python's limit
+        return not value
+    for key, item in pairs:
+        if _has_surrogate(key) or not (_values_ok(item, depth + 1) if isinstance(item, (dict, list, tuple))
+                                       else not _has_surrogate(item)):
+            return False
+    return True

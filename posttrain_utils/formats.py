@@ -1,10 +1,16 @@
 """Validators for every data format the course uses: TRL's standard formats and the source formats.
 
 Introduced in chapter 1 ("Data formats"). `validate_record(record, fmt)` checks one record and
-`validate_records(records, fmt, path=...)` a whole file; both raise `jsonl.DataFormatError`
-naming the file, the 1-based record number and the offending field (e.g. ``messages[1].role``).
-Nothing is ever fixed or dropped silently. The source formats' validators live in
-`posttrain_utils.source_formats`; converting them into TRL's formats, in `posttrain_utils.convert`.
+`validate_records(records, fmt, path=...)` a whole dataset (a list, any iterable, or a
+`datasets.Dataset`); both raise `jsonl.DataFormatError` naming the file, the 1-based line and the
+offending field (e.g. ``messages[1].role``). Nothing is ever fixed or dropped silently.
+`validate_file(path, fmt=None)` (in `posttrain_utils.validate`, re-exported here) checks your own
+JSON Lines file, guessing its format when not told; from a shell::
+
+    python -m posttrain_utils.formats my_data.jsonl [--format messages]
+
+The source formats' validators live in `posttrain_utils.source_formats`; converting them into
+TRL's formats, in `posttrain_utils.convert`.
 
 TRL's standard formats (what the trainers read):
 
@@ -23,10 +29,11 @@ Source formats (converted before training; see `convert`): ``instruction`` (Alpa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from .fields import (FieldError, check_conversation, check_distinct, completion_field, need_field,
-                     number_field, prompt_field, text_field)
+from .fields import (FieldError, check_conversation, check_distinct, check_json_values, completion_field,
+                     need_field, number_field, prompt_field, text_field)
 from .jsonl import DataFormatError
 from .source_formats import SOURCE_VALIDATORS
 
@@ -129,26 +136,78 @@ def validate_record(record, fmt: str, *, path: str = "<records>", line: int = 1)
     if not isinstance(record, dict):
         raise DataFormatError(path, line, None, f"expected a JSON object, got {type(record).__name__}")
     try:
+        check_json_values(record)  # first: lone surrogates, and nesting too deep for the checks below
         check(record)
     except FieldError as bad:
         raise DataFormatError(path, line, bad.field, f"{bad.problem} (format '{fmt}')") from None
     return record
 
 
-def validate_records(records: list, fmt: str, path=None) -> list:
+def validate_records(records: Iterable[dict], fmt: str, path=None, *, lines: Sequence[int] | None = None):
     """Check every record; the first bad one raises `DataFormatError` (file, line, field).
 
     Args:
-        records: parsed records, in file order (record ``i`` is on line ``i + 1``).
+        records: the records in file order: a list, a tuple, a generator (any iterable), or a
+            `datasets.Dataset`, whose rows are checked with their None values dropped (Arrow
+            fills a key missing from some records with None, so None there means "absent").
         fmt: a format name, one of `FORMATS`.
         path: the file they came from (``"<records>"`` when they did not come from a file).
+        lines: the physical line number of each record (`jsonl.iter_jsonl` gives them; blank lines
+            make them differ from the positions). By default record ``i`` is on line ``i + 1``.
 
     Returns:
-        `records`, unchanged. An empty list is an error: an empty dataset is almost always a mistake.
+        `records` itself, or a list of its records when it was a one-shot iterator (a generator).
+
+    Raises:
+        DataFormatError: for the first bad record, or for no records at all: an empty dataset is
+            almost always a mistake.
+        ValueError: if `fmt` is not a known format.
     """
     path = str(path) if path is not None else "<records>"
-    if not isinstance(records, list) or not records:
-        raise DataFormatError(path, 1, None, "no records (expected a non-empty list)")
-    for line, record in enumerate(records, start=1):
+    _validator(fmt)
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+        hint = "; pass one split, e.g. dataset['train']" if isinstance(records, Mapping) else ""
+        raise DataFormatError(path, 1, None, f"expected records (a list, an iterable or a datasets.Dataset), "
+                                             f"got {type(records).__name__}{hint}")
+    seen = [] if iter(records) is records else None  # a generator: keep what it gave
+    numbers = iter(lines) if lines is not None else None
+    count = 0
+    for count, record in enumerate(records_of(records), start=1):
+        line = count if numbers is None else next(numbers, None)
+        if line is None:
+            raise ValueError(f"lines gives {count - 1} line numbers for more records")
         validate_record(record, fmt, path=path, line=line)
-    return records
+        if seen is not None:
+            seen.append(record)
+    if count == 0:
+        raise DataFormatError(path, 1, None, "no records (expected at least one)")
+    return seen if seen is not None else records
+
+
+def records_of(records: Iterable[dict]) -> Iterable[dict]:
+    """The records to check: a `datasets.Dataset`'s rows without their None values, else `records`."""
+    ds = sys.modules.get("datasets")  # if it is not imported, `records` cannot be a Dataset
+    if ds is None or not isinstance(records, (ds.Dataset, ds.IterableDataset)):
+        return records
+    return (_drop_none(row) for row in records.with_format(None))
+
+
+def _drop_none(value):
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return [_drop_none(v) for v in value] if isinstance(value, list) else value
+
+
+def __getattr__(name: str):
+    """`validate_file` and `FileReport` live in `validate` (which needs `formats`): imported on first use."""
+    if name in ("validate_file", "FileReport"):
+        from . import validate
+
+        return getattr(validate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if __name__ == "__main__":  # python -m posttrain_utils.formats FILE [--format FMT]
+    from posttrain_utils.validate import main
+
+    sys.exit(main())

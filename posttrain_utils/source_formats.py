@@ -24,6 +24,7 @@ Introduced in chapter 1 ("Data formats"). This module holds their validators (re
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import re
 
@@ -94,8 +95,8 @@ def ranking_groups(record: dict) -> list[list[int]]:
         scores = [number_field(v, field(i)) for i, v in enumerate(values)]
         if len(set(scores)) == 1:
             raise FieldError(field(0), "all scores are equal: the record carries no preference")
-        levels = sorted(set(scores), reverse=True)
-        return [[i for i in range(n) if scores[i] == s] for s in levels]
+        order = sorted(range(n), key=scores.__getitem__, reverse=True)  # stable: ids ascending within a tie
+        return [list(ids) for _, ids in itertools.groupby(order, key=scores.__getitem__)]
     first = 1 if source == "rank" else 0  # per-response ranks are 1-based, ranking ids 0-based
     seen = set()
     for i, v in enumerate(values):
@@ -121,10 +122,10 @@ def _check_ranking(r: dict) -> None:
     for i, resp in enumerate(r["responses"]):
         text_field({"text": resp} if not isinstance(resp, dict) else resp, "text", f"responses[{i}]"
               + (".text" if isinstance(resp, dict) else ""))
-    texts = [response_text(x) for x in r["responses"]]
-    for i, t in enumerate(texts):
-        if t in texts[:i]:
-            raise FieldError(f"responses[{i}]", f"duplicate of responses[{texts.index(t)}]")
+    first: dict[str, int] = {}  # text -> its first index (a dict: linear, even for thousands of responses)
+    for i, t in enumerate(response_text(x) for x in r["responses"]):
+        if first.setdefault(t, i) != i:
+            raise FieldError(f"responses[{i}]", f"duplicate of responses[{first[t]}]")
     ranking_groups(r)
 
 
