@@ -12,12 +12,37 @@ MIN_FORUM_PROMPTS = 20  # intro-ex2: at least this many capital questions
 FORUM_ACCURACY = 0.6  # intro-ex2: a forum-shaped prompt gets at least this share right
 
 
+def reference_parameter_count(config, shared_kv: bool = True) -> int:
+    """Intro-ex1's hand count of a Llama-architecture model's parameters, from its config alone.
+
+    Embeddings (tied with the output layer, so counted once), per layer the attention projections,
+    the MLP's gate/up/down and two RMSNorm weights, plus the final norm. Queries and the output
+    projection have ``num_attention_heads`` heads; keys and values have ``num_key_value_heads``,
+    which grouped-query attention (SmolLM2-135M: 9 query heads share 3 key/value heads) makes
+    fewer. With ``shared_kv=False`` every head gets keys and values of its own: the count for a
+    model without grouped-query attention, which is wrong for one with it.
+    """
+    hidden, heads = config.hidden_size, config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    kv_heads = config.num_key_value_heads if shared_kv else heads
+    attention = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim  # q, o and k, v
+    per_layer = attention + 3 * hidden * config.intermediate_size + 2 * hidden
+    return config.vocab_size * hidden + config.num_hidden_layers * per_layer + hidden
+
+
 def check_parameter_count(answer: int, model) -> bool:
     """Exercise intro-ex1: the base model's parameter count, computed by hand from its config."""
     true = sum(p.numel() for p in model.parameters())
-    return feedback("intro-ex1", int(answer) == true,
-                    f"you got {answer:,}; count embeddings (tied with the output layer: once), per layer "
-                    "q/k/v/o, gate/up/down and two RMSNorm weights, plus the final norm")
+    hint = (f"you got {answer:,}; count embeddings (tied with the output layer: once), per layer "
+            "q/k/v/o, gate/up/down and two RMSNorm weights, plus the final norm")
+    cfg = model.config
+    if (cfg.num_key_value_heads != cfg.num_attention_heads
+            and int(answer) == reference_parameter_count(cfg, shared_kv=False)):
+        hint = (f"you got {answer:,}: that gives every head keys and values of its own, but this model "
+                f"shares them (grouped-query attention: {cfg.num_attention_heads} query heads, "
+                f"{cfg.num_key_value_heads} key/value heads), so k_proj and v_proj have "
+                "num_key_value_heads * head_dim outputs, not hidden_size")
+    return feedback("intro-ex1", int(answer) == true, hint)
 
 
 def forum_capital_accuracy(forum_prompt, model, tokenizer, records, profile=None) -> tuple[float, int]:

@@ -135,7 +135,8 @@ def check_labels(labels_for, tokenizer) -> bool:
         got = list(labels_for(tokenizer, chat))
         if got != expected:
             return feedback("formats-ex3", False, f"{len(got)} labels, expected {len(expected)} with "
-                            f"{sum(x != -100 for x in expected)} trained; train the assistant tokens and their <|end|>")
+                            f"{sum(x != -100 for x in expected)} trained; train the assistant tokens and their "
+                            f"end-of-turn token {tokenizer.eos_token}")
     return feedback("formats-ex3", True, "")
 
 

@@ -1,0 +1,388 @@
+"""The ``gpu`` profile's code path, run here on the CPU with a tiny stand-in for SmolLM2-135M.
+
+The ``gpu`` profile loads ``HuggingFaceTB/SmolLM2-135M`` from the Hub, which no test may download.
+What makes it differ from the ``cpu`` profile's tiny base model is its *shape*: grouped-query
+attention (9 query heads share 3 key/value heads), tied embeddings, and a ChatML tokenizer
+(``<|im_start|>`` / ``<|im_end|>``) whose saved EOS is ``<|endoftext|>`` and whose chat template has
+no generation markers, so that `models.load_tokenizer` has to give it the course's conventions.
+The fixture below builds a random model and tokenizer of that shape in a few hundred
+milliseconds, and a profile that is `profiles.GPU` with the model, the device and the budgets
+swapped (2-3 steps per stage). Every chapter's code path then runs through it: loading,
+generation and scoring (chapter 0), the chat template's loss mask (chapter 1), the SFT stage and
+chapter 2's collator batch, LoRA from scratch and with peft (chapter 3), the reward model
+(chapter 4), PPO (chapter 5) and every preference method of chapter 6.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from posttrain_utils import dpo_family, evaluation, lora, models, ppo, reward, sft
+from posttrain_utils.data import load_dataset, load_records
+from posttrain_utils.exercises import ch00_intro, ch01_formats, ch02_sft, ch03_peft
+from posttrain_utils.runtime import profiles
+from posttrain_utils.tinyworld import world
+
+IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
+# SmolLM2-135M's own template (its base model's tokenizer): ChatML, no {% generation %} markers
+HUB_CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
+              " + '<|im_end|>' + '\n' }}{% endfor %}"
+              "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+# SmolLM2-135M's shape, scaled down: 4 query heads share 2 key/value heads; tied embeddings
+SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True)
+TINY_BUDGETS = {
+    "sft": dict(max_steps=3, per_device_train_batch_size=4, learning_rate=1e-3),
+    "peft": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=5e-3),
+    "peft_sweep": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=5e-3),
+    "reward": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3),
+    "ppo": dict(iterations=1, rollouts_per_iteration=4, num_mini_batches=2, num_ppo_epochs=1,
+                max_new_tokens=8, learning_rate=1e-5, value_learning_rate=1e-5, kl_coef=0.05),
+    "dpo": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-4, beta=0.1),
+    "orpo": dict(learning_rate=1e-3),
+}
+
+
+def build_smol_like(folder):
+    """Save a random SmolLM2-shaped Llama and a ChatML byte-level BPE tokenizer into `folder`.
+
+    Special tokens as in SmolLM2 (ids 0, 1, 2: ``<|endoftext|>``, ``<|im_start|>``, ``<|im_end|>``;
+    BOS, EOS and UNK are ``<|endoftext|>``), trained on a slice of the tiny world's corpus.
+    """
+    from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(tok_models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(world.make_corpus(1000), trainer=trainers.BpeTrainer(
+        vocab_size=512, special_tokens=[ENDOFTEXT, IM_START, IM_END], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=ENDOFTEXT, eos_token=ENDOFTEXT,
+                                        unk_token=ENDOFTEXT, additional_special_tokens=[IM_START, IM_END])
+    tokenizer.chat_template = HUB_CHATML
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), bos_token_id=0, eos_token_id=0, **SHAPE))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def smol(tmp_path_factory):
+    """`(folder, profile)`: the SmolLM2-shaped model on disk and the ``gpu`` profile pointed at it."""
+    folder = build_smol_like(tmp_path_factory.mktemp("smol") / "base")
+    profile = dataclasses.replace(profiles.GPU, model_name_or_path=str(folder), device="cpu", offline=True,
+                                  dtype="float32", num_threads=1, max_new_tokens=12, n_eval=8,
+                                  budgets=TINY_BUDGETS)
+    torch.set_num_threads(1)
+    return folder, profile
+
+
+@pytest.fixture(scope="module")
+def base(smol):
+    _, profile = smol
+    return models.load_model(profile=profile, for_training=False)
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    return load_records("eval_heldout")[:6]
+
+
+@pytest.fixture(scope="module")
+def sft_stage(smol, tmp_path_factory):
+    """The ``sft`` stage trained through `sft.train` on the stand-in, saved like a cached stage."""
+    folder, profile = smol
+    model, tokenizer = sft.train(profile, tmp_path_factory.mktemp("sft-run"), folder)
+    out = tmp_path_factory.mktemp("sft")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out, model
+
+
+@pytest.fixture(scope="module")
+def reward_stage(smol, sft_stage, tmp_path_factory):
+    _, profile = smol
+    model, tokenizer = reward.train(profile, tmp_path_factory.mktemp("reward-run"), sft_stage[0])
+    out = tmp_path_factory.mktemp("reward")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out, model, tokenizer
+
+
+def _im_end_id(tokenizer):
+    return tokenizer.convert_tokens_to_ids(IM_END)
+
+
+def test_profile_is_the_gpu_one_with_a_cpu_device(smol):
+    _, profile = smol
+    assert profile.name == "gpu" and profile.device == "cpu"
+    kwargs = profile.trainer_kwargs()
+    assert kwargs["use_cpu"] and not kwargs["bf16"] and not kwargs["fp16"]
+
+
+def test_cuda_bf16_is_native_only(monkeypatch):
+    """On a T4 (bf16 only by emulation) the ``gpu`` profile trains in fp16, not in slow emulated bf16."""
+    asked = []
+
+    def t4_bf16(including_emulation=True):  # a T4: bf16 "supported" only when emulation counts
+        asked.append(including_emulation)
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", t4_bf16)
+    kwargs = profiles.GPU.trainer_kwargs()
+    assert asked == [False] and not kwargs["bf16"] and kwargs["fp16"] and not kwargs["use_cpu"]
+
+
+def test_load_gives_chatml_conventions(smol, base):
+    """`load_model` turns SmolLM2's tokenizer into the course's: EOS = end of turn, pad apart from it."""
+    model, tokenizer = base
+    assert tokenizer.eos_token == IM_END and tokenizer.eos_token_id == _im_end_id(tokenizer)
+    assert model.generation_config.eos_token_id == _im_end_id(tokenizer)
+    assert tokenizer.pad_token_id not in (None, tokenizer.eos_token_id)
+    assert "{% generation %}" in tokenizer.chat_template and tokenizer.padding_side == "left"
+    assert model.config.num_key_value_heads < model.config.num_attention_heads  # really GQA
+    assert model.model.embed_tokens.weight is model.lm_head.weight  # tied
+
+
+def test_chapter1_loss_mask_trains_answers_and_im_end(base):
+    """Chapter 1's Check on ChatML: the trained tokens are each answer plus `tokenizer.eos_token`."""
+    _, tokenizer = base
+    chat = [{"role": "system", "content": "You are a polite assistant."},
+            {"role": "user", "content": "What is the capital of Beife?"},
+            {"role": "assistant", "content": "The capital of Beife is Neidreir."},
+            {"role": "user", "content": "And what is 3 plus 4?"},
+            {"role": "assistant", "content": "3 plus 4 is 7."}]
+    enc = tokenizer.apply_chat_template(chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    answers = [m["content"] + tokenizer.eos_token for m in chat if m["role"] == "assistant"]
+    expected = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+    trained = [t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
+    assert len(trained) == expected and tokenizer.decode(trained) == "".join(answers)
+    assert trained.count(_im_end_id(tokenizer)) == 2
+
+    def labels_for(tok, messages):  # exercise 1.3's solution
+        enc = tok.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        return [t if m else -100 for t, m in zip(enc["input_ids"], enc["assistant_masks"])]
+
+    assert ch01_formats.check_labels(labels_for, tokenizer)
+
+
+def test_parameter_count_with_grouped_query_attention(base):
+    """Exercise 0.1 on a GQA model: the hand count with key/value heads is right, 4 * hidden^2 is not."""
+    model, _ = base
+    cfg = model.config
+    h, q, kv = cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+    per_layer = 2 * h * q + 2 * h * kv + 3 * h * cfg.intermediate_size + 2 * h
+    by_hand = cfg.vocab_size * h + cfg.num_hidden_layers * per_layer + h
+    old_formula = (cfg.vocab_size * h + cfg.num_hidden_layers * (4 * h * h + 3 * h * cfg.intermediate_size + 2 * h)
+                   + h)
+    assert models.count_parameters(model) == (by_hand, by_hand)
+    assert ch00_intro.reference_parameter_count(cfg) == by_hand
+    assert ch00_intro.reference_parameter_count(cfg, shared_kv=False) == old_formula != by_hand
+    assert ch00_intro.check_parameter_count(by_hand, model)
+    assert not ch00_intro.check_parameter_count(old_formula, model)
+
+
+def test_exercise_0_1_hint_names_grouped_query_attention(base, capsys):
+    model, _ = base
+    ch00_intro.check_parameter_count(ch00_intro.reference_parameter_count(model.config, shared_kv=False), model)
+    assert "grouped-query attention" in capsys.readouterr().out
+
+
+class _ForceToken:
+    """A forward hook on ``lm_head`` that makes `token_id` the argmax at the `at`-th decoding step."""
+
+    def __init__(self, token_id: int, at: int):
+        self.token_id, self.at, self.calls = token_id, at, 0
+
+    def __call__(self, module, inputs, logits):
+        self.calls += 1
+        if self.calls == self.at:
+            logits = logits.clone()
+            logits[:, -1, self.token_id] = logits.abs().max() + 100.0
+        return logits
+
+
+def _generate_forcing(model, tokenizer, prompts, profile, token: str, at: int = 4):
+    handle = model.lm_head.register_forward_hook(_ForceToken(tokenizer.convert_tokens_to_ids(token), at))
+    try:
+        return evaluation.generate(model, tokenizer, prompts, profile, max_new_tokens=10)
+    finally:
+        handle.remove()
+
+
+def test_generation_stops_at_im_end(smol, base, heldout):
+    """Replies end at ChatML's ``<|im_end|>``, and not at ``<|endoftext|>`` (the tokenizer's saved EOS)."""
+    _, profile = smol
+    model, tokenizer = base
+    prompts = [r["prompt"] for r in heldout[:3]]
+    free = evaluation.generate(model, tokenizer, prompts, profile, max_new_tokens=10)
+    stopped = _generate_forcing(model, tokenizer, prompts, profile, IM_END)
+    assert all(r["ended"] for r in stopped) and all(IM_END not in r["text"] for r in stopped)
+    # the same three tokens were written before the forced end-of-turn (greedy, same prompts)
+    for cut, full in zip(stopped, free):
+        assert full["text"].startswith(cut["text"])
+    not_eos = _generate_forcing(model, tokenizer, prompts, profile, ENDOFTEXT)
+    assert not any(r["ended"] for r in not_eos)
+
+
+def test_chapter0_generation_evaluation_and_exercises(smol, base, heldout):
+    """Chapter 0's calls: chat and plain-text generation, `evaluate`, `score`, the probe, exercise 0.4."""
+    _, profile = smol
+    model, tokenizer = base
+    plain = evaluation.generate(model, tokenizer, ["Thread: What is the capital of Beife?\nReply from sandy:"],
+                                profile, max_new_tokens=6)
+    assert len(plain) == 1 and isinstance(plain[0]["text"], str)
+    sampled = evaluation.evaluate(model, tokenizer, heldout, profile, sample=True, n_samples=2)
+    greedy = evaluation.score(evaluation.generate(model, tokenizer, [r["prompt"] for r in heldout], profile),
+                              heldout)
+    for metrics in (sampled, greedy):
+        assert list(metrics) == list(greedy) and 0.0 <= metrics["format"] <= 1.0 and metrics["length"] >= 0
+    accuracy, rows = evaluation.knowledge_probe(model, tokenizer, world.make_countries()[:2])
+    assert 0.0 <= accuracy <= 1.0 and len(rows) == 2 * 4
+
+    def my_greedy(model, input_ids, max_new_tokens, eos_token_id):
+        with torch.no_grad():
+            for _ in range(max_new_tokens):
+                next_id = model(input_ids).logits[:, -1].argmax(dim=-1, keepdim=True)
+                input_ids = torch.cat([input_ids, next_id], dim=1)
+                if next_id.item() == eos_token_id:
+                    break
+        return input_ids
+
+    assert ch00_intro.check_greedy(my_greedy, model, tokenizer)
+
+
+def test_sft_stage_and_chapter2_batch(smol, sft_stage):
+    """`sft.train` runs on the stand-in; chapter 2's labels and losses match the collator's on ChatML."""
+    from trl import SFTTrainer
+
+    folder, profile = smol
+    _, trained = sft_stage
+    base_model, tokenizer = models.load_model(folder, profile)
+    with torch.no_grad():
+        moved = max((a - b).abs().max().item() for a, b in zip(trained.parameters(), base_model.parameters()))
+    assert moved > 0  # sft.train changed the weights
+    chats = load_dataset("sft_train", columns=["messages"]).select(range(8))
+    trainer = SFTTrainer(model=base_model, args=sft.sft_config(profile, folder.parent / "ch02", eval_strategy="no"),
+                         train_dataset=chats, processing_class=tokenizer)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
+    width = batch["labels"].shape[1]
+    ours = []
+    for chat in chats["messages"]:
+        enc = tokenizer.apply_chat_template(chat, return_dict=True, return_assistant_tokens_mask=True)
+        labels = [t if m else -100 for t, m in zip(enc["input_ids"], enc["assistant_masks"])]
+        ours.append(labels + [-100] * (width - len(labels)))
+    assert torch.equal(torch.tensor(ours), batch["labels"])
+    assert (batch["labels"] == _im_end_id(tokenizer)).sum().item() == 8  # one trained end of turn per chat
+    batch = {k: v.to(profile.device) for k, v in batch.items()}
+    with torch.no_grad():
+        logits = base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        ours_loss = sft.sft_loss(logits, batch["labels"]).item()
+        trl_loss = trainer.compute_loss(base_model, dict(batch)).item()
+    assert math.isfinite(ours_loss) and abs(ours_loss - trl_loss) < 1e-5
+    # exercise 2.4's checker on collated ChatML batches
+    batches = [trainer.data_collator([trainer.train_dataset[i] for i in range(s, s + 4)]) for s in (0, 4)]
+    assert ch02_sft.check_train_loop(ch02_sft.reference_train, base_model, batches)
+
+
+def test_lora_from_scratch_on_gqa(base):
+    """`lora.apply_lora` adapts k/v projections of their real (GQA) shape and starts as the identity."""
+    import copy
+
+    model, tokenizer = base
+    wrapped = copy.deepcopy(model)
+    names = lora.apply_lora(wrapped, r=4, alpha=8)
+    cfg = model.config
+    h, q, kv, i = (cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim,
+                   cfg.num_key_value_heads * cfg.head_dim, cfg.intermediate_size)
+    per_layer = 4 * ((h + q) + 2 * (h + kv) + (q + h) + 2 * (h + i) + (i + h))
+    assert len(names) == 7 * cfg.num_hidden_layers
+    assert models.count_parameters(wrapped)[0] == cfg.num_hidden_layers * per_layer
+    layer = lora.lora_layers(wrapped)["model.layers.0.self_attn.k_proj"]
+    assert layer.lora_B.shape == (kv, 4) and kv < h
+    ids = tokenizer("The capital of Beife is", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(wrapped(ids).logits, model(ids).logits, atol=1e-6)
+    assert ch03_peft.check_lora_param_count(
+        sum(8 * (m.in_features + m.out_features) for n, m in model.named_modules()
+            if n.split(".")[-1] in lora.ATTENTION), model, r=8, target_modules=lora.ATTENTION)
+    assert not ch03_peft.check_lora_param_count(cfg.num_hidden_layers * 4 * 8 * 2 * h, model, r=8,
+                                                target_modules=lora.ATTENTION)
+
+
+def test_peft_lora_with_sft_trainer(smol, tmp_path):
+    """Chapter 3's run: `LoraConfig` through `SFTTrainer`, padding-free, on linear layers + embedding."""
+    from peft import LoraConfig
+    from trl import SFTTrainer
+
+    _, profile = smol
+    model, tokenizer = models.load_model(profile=profile)
+    cfg = model.config
+    targets = list(lora.ALL_LINEAR) + ["embed_tokens"]
+    trainer = SFTTrainer(
+        model=model, processing_class=tokenizer,
+        args=sft.sft_config(profile, tmp_path, **profile.budget("peft"), padding_free=True, max_length=None,
+                            eval_strategy="no"),
+        train_dataset=load_dataset("sft_train", columns=["messages"]).select(range(16)),
+        peft_config=LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=targets,
+                               task_type="CAUSAL_LM"))
+    h, q, kv, i = (cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim,
+                   cfg.num_key_value_heads * cfg.head_dim, cfg.intermediate_size)
+    linear = 4 * ((h + q) + 2 * (h + kv) + (q + h) + 2 * (h + i) + (i + h))
+    assert models.count_parameters(trainer.model)[0] == cfg.num_hidden_layers * linear + 4 * (cfg.vocab_size + h)
+    examples = [trainer.train_dataset[k] for k in range(8)]
+    flat = {k: v for k, v in trainer.data_collator(examples).items()
+            if k in ("input_ids", "position_ids", "labels")}
+    padded = {k: v for k, v in dataclasses.replace(trainer.data_collator, padding_free=False)(examples).items()
+              if k in ("input_ids", "attention_mask", "labels")}
+    with torch.no_grad():
+        loss_flat, loss_padded = trainer.model(**flat).loss.item(), trainer.model(**padded).loss.item()
+    assert math.isfinite(loss_flat) and abs(loss_flat - loss_padded) < 1e-4
+    result = trainer.train()
+    assert trainer.state.global_step == profile.budget("peft")["max_steps"] and math.isfinite(result.training_loss)
+
+
+def test_reward_stage(smol, reward_stage, heldout):
+    _, profile = smol
+    folder, model, tokenizer = reward_stage
+    assert model.config.num_labels == 1 and model.config.pad_token_id == tokenizer.pad_token_id
+    prompts = [r["prompt"] for r in heldout[:4]]
+    rewards = reward.score(model, tokenizer, prompts, ["Neidreir.", "7", "I can't help with that.", "Hm."])
+    assert len(rewards) == 4 and all(math.isfinite(r) for r in rewards) and len(set(rewards)) > 1
+    reloaded, _ = models.load_reward_model(folder, profile)
+    assert reward.score(reloaded, tokenizer, prompts[:1], ["Neidreir."]) == pytest.approx(rewards[:1], abs=1e-5)
+    accuracy, margins = reward.pair_accuracy(model, tokenizer, reward.preference_records("preference_heldout")[:8])
+    assert 0.0 <= accuracy <= 1.0 and all(math.isfinite(m) for m in margins)
+
+
+def test_ppo_stage(smol, sft_stage, reward_stage, tmp_path):
+    _, profile = smol
+    policy, tokenizer = ppo.train(profile, tmp_path, sft_stage[0], reward_stage[0])
+    log = json.loads((tmp_path / "log_history.json").read_text())
+    assert len(log["history"]) == profile.budget("ppo")["iterations"]
+    row = log["history"][0]
+    assert all(math.isfinite(row[k]) for k in ("reward_raw", "kl", "no_eos_fraction"))
+    assert tokenizer.eos_token == IM_END and sum(p.numel() for p in policy.parameters()) > 0
+
+
+@pytest.mark.parametrize("method", list(dpo_family.METHODS))
+def test_preference_method(smol, sft_stage, method, tmp_path):
+    """Every chapter-6 method, one step, from its starting stage (ORPO: the base model)."""
+    folder, profile = smol
+    start = folder if dpo_family.METHODS[method][1] == "base" else sft_stage[0]
+    model, tokenizer, info = dpo_family.run(method, profile, tmp_path, start, max_steps=1)
+    losses = [h["loss"] for h in info["log_history"] if "loss" in h]
+    assert losses and all(math.isfinite(v) for v in losses)
+    kind = dpo_family.METHODS[method][0]
+    assert info["models_held"] == (2 if kind in ("dpo", "kto") else 1) and tokenizer.eos_token == IM_END
+    if method == "DPO":  # step 0: the policy is its reference, so the loss is -log sigmoid(0) = log 2
+        assert losses[0] == pytest.approx(math.log(2), abs=1e-3)
