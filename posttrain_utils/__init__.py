@@ -15,6 +15,8 @@ The learner's API, one module per method, shaped like TRL's Config + Trainer:
     source_formats, convert   data as it is found, and its conversion into TRL's formats (chapter 1)
     data, jsonl  reading the shipped datasets strictly (chapter 0, chapter 1)
     models       one loader for both profiles; plotting: the book's curves and bars
+    world_base   the gpu profile's base model: SmolLM2 after reading the tiny world, the
+                 ``world-base`` stage (chapter 0)
 
 The course's runtime (`posttrain_utils.runtime`):
     profiles     the cpu and gpu profiles, the seed, `activate()` (chapter 0)

@@ -5,6 +5,8 @@ model, or any checkpoint a chapter saved) or a Hub id (the ``gpu`` profile's Smo
 loads safetensors, never runs remote code, and makes sure the tokenizer carries a chat template
 with generation markers, so that TRL's assistant-only loss works on every model the course uses.
 `load_reward_model` (chapter 4) loads the same checkpoints as one-output sequence classifiers.
+Called without a source, both load the profile's base model (`base_model_source`): in the ``gpu``
+profile that is SmolLM2 after reading the tiny world (the ``world-base`` stage, trained on first use).
 """
 
 from __future__ import annotations
@@ -22,6 +24,19 @@ CHATML_TEMPLATE = (
     .replace("'<|' + message['role'] + '|>\n'", "'<|im_start|>' + message['role'] + '\n'")
     .replace("'<|end|>\n'", "'<|im_end|>\n'")
 )
+
+
+def base_model_source(profile: Profile | None = None) -> str:
+    """The folder (or Hub id) of the profile's base model, the one the chapters start from.
+
+    The profile's `model_name_or_path`, unless the profile continues pretraining on the tiny world
+    (it has a ``world_base`` budget, as ``gpu`` does): then the cached ``world-base`` stage, trained
+    first if it is missing (`runtime.checkpoints.base_stage`).
+    """
+    from .runtime import checkpoints
+
+    profile = resolve(profile)
+    return str(checkpoints.path(checkpoints.base_stage(profile), profile))
 
 
 def load_tokenizer(source: str | Path, profile: Profile | None = None):
@@ -57,7 +72,7 @@ def load_model(source: str | Path | None = None, profile: Profile | None = None,
     """Load a causal LM and its tokenizer, the same way in every profile.
 
     Args:
-        source: a local directory or Hub id; defaults to the profile's base model.
+        source: a local directory or Hub id; defaults to the profile's base model (`base_model_source`).
         profile: the run profile (default: the active one) for device, dtype and offline mode.
         for_training: keep dropout settings as saved and the model in train mode; otherwise eval mode.
         quantization_config: e.g. a `BitsAndBytesConfig` for 4-bit QLoRA (chapter 3). A quantized
@@ -71,7 +86,7 @@ def load_model(source: str | Path | None = None, profile: Profile | None = None,
     from transformers import AutoModelForCausalLM
 
     profile = resolve(profile)
-    source = str(source or profile.model_name_or_path)
+    source = str(source or base_model_source(profile))
     if profile.offline and not Path(source).is_dir():
         raise FileNotFoundError(f"profile {profile.name!r} is offline and {source!r} is not a local directory")
     tokenizer = load_tokenizer(source, profile)
@@ -99,7 +114,7 @@ def load_reward_model(source: str | Path | None = None, profile: Profile | None 
     same profile always gets the same reward model. A saved reward model loads with its own head.
 
     Args:
-        source: a local directory or Hub id; defaults to the profile's base model.
+        source: a local directory or Hub id; defaults to the profile's base model (`base_model_source`).
         profile: the run profile (default: the active one) for device, dtype, seed and offline mode.
         for_training: keep the model in train mode; otherwise eval mode.
         dtype: the weights' dtype (default: the profile's).
@@ -114,7 +129,7 @@ def load_reward_model(source: str | Path | None = None, profile: Profile | None 
     from trl.trainer.reward_trainer import suppress_seqcls_warning  # hides the expected "score.weight" report
 
     profile = resolve(profile)
-    source = str(source or profile.model_name_or_path)
+    source = str(source or base_model_source(profile))
     if profile.offline and not Path(source).is_dir():
         raise FileNotFoundError(f"profile {profile.name!r} is offline and {source!r} is not a local folder")
     tokenizer = load_tokenizer(source, profile)

@@ -18,15 +18,19 @@ def _short(profile):
 
 
 def test_every_trained_stage_has_a_budget_in_both_profiles():
+    """Every stage a profile trains has its budget there; ``world-base`` only where it is used (gpu)."""
     trained = [s for s in checkpoints.STAGES.values() if s.module is not None]
     assert trained, "the graph has no trained stage"
     for stage in trained:
         names = stage.budget if isinstance(stage.budget, tuple) else (stage.budget,)
         for profile in (profiles.CPU, profiles.GPU):
+            if stage.name == checkpoints.WORLD_BASE and checkpoints.base_stage(profile) == "base":
+                continue  # a profile whose base model has read the tiny world already (cpu)
             budgets = [profile.budget(name) for name in names]  # each exists; overlays may be partial
             assert budgets[0].get("max_steps", budgets[0].get("iterations", 0)) > 0, (stage.name, profile.name)
-        for up in stage.upstream:
-            assert up in checkpoints.STAGES, f"{stage.name}: unknown upstream stage {up!r}"
+            for up in checkpoints.resolve_upstream(stage, profile):
+                assert up in checkpoints.STAGES, f"{stage.name}: unknown upstream stage {up!r}"
+    assert checkpoints.base_stage(profiles.GPU) == checkpoints.WORLD_BASE
 
 
 def test_fingerprint_covers_budget_seed_precision_data_and_upstream(monkeypatch, tmp_path):

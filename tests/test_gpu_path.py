@@ -6,11 +6,12 @@ attention (9 query heads share 3 key/value heads), tied embeddings, and a ChatML
 (``<|im_start|>`` / ``<|im_end|>``) whose saved EOS is ``<|endoftext|>`` and whose chat template has
 no generation markers, so that `models.load_tokenizer` has to give it the course's conventions.
 The fixture below builds a random model and tokenizer of that shape in a few hundred
-milliseconds, and a profile that is `profiles.GPU` with the model, the device and the budgets
-swapped (2-3 steps per stage). Every chapter's code path then runs through it: loading,
-generation and scoring (chapter 0), the chat template's loss mask (chapter 1), the SFT stage and
-chapter 2's collator batch, LoRA from scratch and with peft (chapter 3), the reward model
-(chapter 4), PPO (chapter 5) and every preference method of chapter 6.
+milliseconds (``smol_like.py``), and a profile that is `profiles.GPU` with the model, the device
+and the budgets swapped (2-3 steps per stage; no ``world_base`` budget, so the base model is the
+stand-in itself: ``test_world_base.py`` covers that stage). Every chapter's code path then runs
+through it: loading, generation and scoring (chapter 0), the chat template's loss mask
+(chapter 1), the SFT stage and chapter 2's collator batch, LoRA from scratch and with peft
+(chapter 3), the reward model (chapter 4), PPO (chapter 5) and every preference method of chapter 6.
 """
 
 from __future__ import annotations
@@ -27,15 +28,8 @@ from posttrain_utils.data import load_dataset, load_records
 from posttrain_utils.exercises import ch00_intro, ch01_formats, ch02_sft, ch03_peft
 from posttrain_utils.runtime import profiles
 from posttrain_utils.tinyworld import world
+from smol_like import ENDOFTEXT, IM_END, build_smol_like, smol_profile
 
-IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
-# SmolLM2-135M's own template (its base model's tokenizer): ChatML, no {% generation %} markers
-HUB_CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
-              " + '<|im_end|>' + '\n' }}{% endfor %}"
-              "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
-# SmolLM2-135M's shape, scaled down: 4 query heads share 2 key/value heads; tied embeddings
-SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True)
 TINY_BUDGETS = {
     "sft": dict(max_steps=3, per_device_train_batch_size=4, learning_rate=1e-3),
     "peft": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=5e-3),
@@ -48,39 +42,11 @@ TINY_BUDGETS = {
 }
 
 
-def build_smol_like(folder):
-    """Save a random SmolLM2-shaped Llama and a ChatML byte-level BPE tokenizer into `folder`.
-
-    Special tokens as in SmolLM2 (ids 0, 1, 2: ``<|endoftext|>``, ``<|im_start|>``, ``<|im_end|>``;
-    BOS, EOS and UNK are ``<|endoftext|>``), trained on a slice of the tiny world's corpus.
-    """
-    from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    bpe = Tokenizer(tok_models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)])
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(world.make_corpus(1000), trainer=trainers.BpeTrainer(
-        vocab_size=512, special_tokens=[ENDOFTEXT, IM_START, IM_END], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=ENDOFTEXT, eos_token=ENDOFTEXT,
-                                        unk_token=ENDOFTEXT, additional_special_tokens=[IM_START, IM_END])
-    tokenizer.chat_template = HUB_CHATML
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), bos_token_id=0, eos_token_id=0, **SHAPE))
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def smol(tmp_path_factory):
     """`(folder, profile)`: the SmolLM2-shaped model on disk and the ``gpu`` profile pointed at it."""
     folder = build_smol_like(tmp_path_factory.mktemp("smol") / "base")
-    profile = dataclasses.replace(profiles.GPU, model_name_or_path=str(folder), device="cpu", offline=True,
-                                  dtype="float32", num_threads=1, max_new_tokens=12, n_eval=8,
-                                  budgets=TINY_BUDGETS)
+    profile = smol_profile(folder, TINY_BUDGETS)
     torch.set_num_threads(1)
     return folder, profile
 

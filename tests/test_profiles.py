@@ -91,7 +91,8 @@ def test_gpu_route_loads_a_local_directory(tmp_path):
     """The gpu profile's loader, minus CUDA: same function, ChatML template installed."""
     gpu_on_cpu = dataclasses.replace(profiles.GPU, model_name_or_path=str(_chatml_checkpoint(tmp_path)),
                                      device="cpu")
-    model, tok = load_model(profile=gpu_on_cpu)
+    # named explicitly: without a source the gpu profile loads its world-base stage (test_world_base.py)
+    model, tok = load_model(gpu_on_cpu.model_name_or_path, gpu_on_cpu)
     assert tok.eos_token == "<|im_end|>" and tok.pad_token != tok.eos_token
     text = tok.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
                                    tokenize=False)

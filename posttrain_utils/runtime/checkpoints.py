@@ -6,6 +6,13 @@ upstream stages and the function that trains it (in its method module, e.g. `pos
 `get("sft", profile)` returns the stage's `(model, tokenizer)`, training it (and, first, any stage
 upstream of it) when it is not in the cache, so every notebook also runs alone on a fresh clone.
 
+In the ``gpu`` profile one more stage comes first: ``world-base`` (`posttrain_utils.world_base`),
+SmolLM2 after a short continued pretraining on the tiny world's corpus, since a Hub model has never
+read the facts the chapters ask about. A profile asks for it by having a ``world_base`` budget;
+there, every stage trained from ``base`` is trained from ``world-base`` instead (`resolve_upstream`),
+and `models.load_model` loads it as the profile's base model (`base_stage`). The ``cpu`` profile's
+tiny base model was pretrained on that corpus already, and has no such budget.
+
 A stage's *fingerprint* covers its method module's source, the profile's budget for it, the
 trainer arguments (seed and precision included), the data files it reads and the fingerprints of
 its upstream stages. A cached stage with another fingerprint is stale and is retrained, so a
@@ -37,7 +44,8 @@ class Stage:
     Args:
         name: the stage's name, also its folder in the cache.
         module: the method module that trains it (its source is part of the fingerprint).
-        upstream: the stages it is trained from, in the order `train` receives their folders.
+        upstream: the stages it is trained from, in the order `train` receives their folders
+            (``"base"`` means `base_stage`: ``world-base`` in the ``gpu`` profile, see `resolve_upstream`).
         data_files: the shipped datasets it reads (names in ``data/``, without ``.jsonl``).
         budget: the profile budget it uses (`Profile.budget`), a tuple of them when it reads several
             (``ppo-hack`` lays ``ppo_hack`` over ``ppo``), ``None`` for no training.
@@ -59,8 +67,12 @@ class Stage:
     extra_modules: tuple[str, ...] = ()
 
 
+WORLD_BASE = "world-base"  # the stage, and (with "_") its budget: `Profile.budget("world_base")`
+
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("base", module=None),
+    Stage(WORLD_BASE, module="posttrain_utils.world_base", upstream=("base",), budget="world_base",
+          extra_modules=("posttrain_utils.tinyworld.world", "posttrain_utils.tinyworld.build_base")),
     Stage("sft", module="posttrain_utils.sft", upstream=("base",), data_files=("sft_train", "sft_heldout"),
           budget="sft"),
     Stage("reward", module="posttrain_utils.reward", upstream=("sft",), data_files=("preference_train",),
@@ -99,10 +111,28 @@ def _stage(name: str) -> Stage:
     return STAGES[name]
 
 
+def base_stage(profile: Profile | None = None) -> str:
+    """The stage a profile's chapters start from: ``"world-base"`` where the profile continues
+    pretraining on the tiny world (it has a ``world_base`` budget, as ``gpu`` does), else ``"base"``."""
+    return WORLD_BASE if "world_base" in resolve(profile).budgets else "base"
+
+
+def resolve_upstream(stage: Stage, profile: Profile) -> tuple[str, ...]:
+    """The stages `stage` is trained from in `profile`: its `Stage.upstream`, with ``"base"`` read
+    as `base_stage` (``world-base`` itself is trained from ``base``)."""
+    start = base_stage(profile)
+    if stage.name == WORLD_BASE or start == "base":
+        return stage.upstream
+    return tuple(start if up == "base" else up for up in stage.upstream)
+
+
 def fingerprint(name: str, profile: Profile | None = None) -> str:
     """A hash of everything stage `name` depends on, its upstream stages' fingerprints included."""
     profile = resolve(profile)
     stage = _stage(name)
+    if name == WORLD_BASE and base_stage(profile) == "base":
+        raise KeyError(f"profile {profile.name!r} has no {WORLD_BASE} stage: its base model has read the "
+                       "tiny world already (no 'world_base' budget)")
     h = hashlib.sha256(name.encode())
     if stage.module is None:  # the base model: its weights (local) or its Hub id
         weights = Path(profile.model_name_or_path) / "model.safetensors"
@@ -119,7 +149,7 @@ def fingerprint(name: str, profile: Profile | None = None) -> str:
     h.update(json.dumps(recipe, sort_keys=True, default=str).encode())
     for data_file in stage.data_files:
         h.update((DATA_DIR / f"{data_file}.jsonl").read_bytes())
-    for up in stage.upstream:
+    for up in resolve_upstream(stage, profile):
         h.update(fingerprint(up, profile).encode())
     return h.hexdigest()[:16]
 
@@ -157,7 +187,7 @@ def path(name: str, profile: Profile | None = None) -> Path | str:
     wanted = fingerprint(name, profile)
     with FileLock(str(target) + ".lock"):
         if _fingerprint_of(target) != wanted:
-            upstream = [path(up, profile) for up in stage.upstream]
+            upstream = [path(up, profile) for up in resolve_upstream(stage, profile)]
             train = getattr(importlib.import_module(stage.module), stage.train)
             model, tokenizer = train(profile, run_dir(name, profile), *upstream)
             save(model, tokenizer, target, wanted)

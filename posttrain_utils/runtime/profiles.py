@@ -6,7 +6,9 @@ Introduced in chapter 0. Two profiles exist:
   ``posttrain_utils/assets/tiny-base``, one thread per process, budgets of a few minutes per
   notebook on 2 cores, and *no network access at all*.
 * ``gpu`` (default with CUDA): ``HuggingFaceTB/SmolLM2-135M`` from the Hub, sized for a free
-  16 GB Colab T4 (see `GPU_BASE_MODEL`).
+  16 GB Colab T4 (see `GPU_BASE_MODEL`), after a short continued pretraining on the tiny world's
+  corpus: its ``world_base`` budget makes the ``world-base`` stage its base model
+  (`posttrain_utils.world_base`, `runtime.checkpoints.base_stage`).
 
 Override the automatic choice with the environment variable ``POSTTRAIN_PROFILE=cpu|gpu``, and
 the seed with ``POSTTRAIN_SEED`` (default 0; ``make seeds`` runs a chapter at seeds 0, 1 and 2).
@@ -134,6 +136,16 @@ GPU = Profile(
     name="gpu", model_name_or_path=GPU_BASE_MODEL, device="cuda", dtype="float32", num_threads=None,
     offline=False, max_length=256, n_eval=200, n_samples=2, max_new_tokens=64,
     budgets={
+        # the world-base stage (chapter 0; world_base.py): SmolLM2 reads the tiny world's corpus
+        # before any chapter starts. Unmeasured (no GPU run yet). 60 000 documents are 12.7 M
+        # characters, 2.5 M words: 3.4 M tokens with the tiny base model's tokenizer (trained on
+        # this corpus, so a lower bound); SmolLM2's English BPE, which splits digits and invented
+        # names, should need about 4 M. 1 000 steps x 16 blocks x 256 tokens = 4.1 M tokens, about
+        # one pass, in which every country's facts are read ~540 times (45 % of the documents are
+        # encyclopedia entries, each stating all facts of one of 50 countries). 1e-4, cosine, is a
+        # common continued-pretraining step for a ~100 M model. 6 x 135 M x 4.1 M = 3.3e15 FLOPs:
+        # an estimated 5 minutes on a T4 at a realistic 10-15 TFLOP/s in fp16.
+        "world_base": dict(max_steps=1000, per_device_train_batch_size=16, learning_rate=1e-4, n_docs=60_000),
         "sft": dict(max_steps=300, per_device_train_batch_size=16, learning_rate=5e-5),
         "peft": dict(max_steps=300, per_device_train_batch_size=16, learning_rate=2e-4),
         "peft_sweep": dict(max_steps=150, per_device_train_batch_size=16, learning_rate=2e-4),
