@@ -29,6 +29,7 @@ from posttrain_utils.exercises import ch00_intro, ch01_formats, ch02_sft, ch03_p
 from posttrain_utils.runtime import profiles
 from posttrain_utils.tinyworld import world
 from smol_like import ENDOFTEXT, IM_END, build_smol_like, smol_profile
+from test_exercises_intro import reference_greedy
 
 TINY_BUDGETS = {
     "sft": dict(max_steps=3, per_device_train_batch_size=4, learning_rate=1e-3),
@@ -215,16 +216,7 @@ def test_chapter0_generation_evaluation_and_exercises(smol, base, heldout):
     accuracy, rows = evaluation.knowledge_probe(model, tokenizer, world.make_countries()[:2])
     assert 0.0 <= accuracy <= 1.0 and len(rows) == 2 * 4
 
-    def my_greedy(model, input_ids, max_new_tokens, eos_token_id):
-        with torch.no_grad():
-            for _ in range(max_new_tokens):
-                next_id = model(input_ids).logits[:, -1].argmax(dim=-1, keepdim=True)
-                input_ids = torch.cat([input_ids, next_id], dim=1)
-                if next_id.item() == eos_token_id:
-                    break
-        return input_ids
-
-    assert ch00_intro.check_greedy(my_greedy, model, tokenizer)
+    assert ch00_intro.check_greedy(reference_greedy, model, tokenizer)
 
 
 def test_sft_stage_and_chapter2_batch(smol, sft_stage):
