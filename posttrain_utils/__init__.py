@@ -8,7 +8,12 @@ The learner's API, one module per method, shaped like TRL's Config + Trainer:
     reward       the Bradley-Terry loss, the `RewardConfig` recipe, the ``reward`` stage (chapter 4)
     overoptimization   the gold score and best-of-n against a proxy reward (chapter 4)
     ppo, ppo_trainer   PPO from scratch: losses, GAE, `PPOConfig`, `PPOTrainer`, the ``ppo`` stage
-                 (chapter 5, being written)
+                 (chapter 5); ppo_hack: the ``ppo-hack`` stage (beta 0)
+    dpo          the DPO, IPO, SimPO and ORPO losses from scratch, `DPOConfig` (chapter 6)
+    dpo_family, dpo_sweep   six preference methods on one budget (the ``dpo`` stage); beta,
+                 over-optimisation, online DPO and best-of-n (the ``dpo-sweep`` stage) (chapter 6)
+    cai          the constitution, critique, revision and the AI critic's labels (chapter 7, being
+                 written)
     evaluation   generation and the judgements every chapter's Check rests on (chapter 0 on)
     formats      validators for TRL's data formats; fields: their shared field checks (chapter 1)
     validate     `formats.validate_file` and ``python -m posttrain_utils.formats FILE``: check your own file
