@@ -91,6 +91,14 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           budget="dpo",
           extra_modules=("posttrain_utils.dpo_family", "posttrain_utils.dpo",
                          "posttrain_utils.overoptimization")),
+    Stage("sl-cai", module="posttrain_utils.cai_pipeline", upstream=("sft",), train="train_sl",
+          data_files=("prompts_train", "eval_heldout"), budget="sl_cai",
+          extra_modules=("posttrain_utils.cai", "posttrain_utils.cai_prompts", "posttrain_utils.judgements",
+                         "posttrain_utils.sft")),
+    Stage("rl-cai", module="posttrain_utils.cai_pipeline", upstream=("sl-cai",), train="train_rl",
+          data_files=("prompts_train", "eval_heldout"), budget=("dpo", "rl_cai"),
+          extra_modules=("posttrain_utils.cai", "posttrain_utils.cai_prompts", "posttrain_utils.judgements",
+                         "posttrain_utils.dpo_family", "posttrain_utils.dpo")),
 )}
 
 

@@ -130,6 +130,11 @@ CPU = Profile(
         # chapter 6's ORPO, laid over "dpo": it starts from the base model and learns the chat
         # format as well, so it needs SFT's larger step (the issue's prototype ran it at 1e-3)
         "orpo": dict(learning_rate=1e-3),
+        # chapter 7's SL-CAI: SFT on the critiqued and revised samples (cai_pipeline.py), the
+        # issue's prototype recipe, 60 x 16 at 1e-4
+        "sl_cai": dict(max_steps=60, per_device_train_batch_size=16, learning_rate=1e-4),
+        # chapter 7's RL-CAI: DPO on the AI critic's pairs, the prototype's 60 x 8 at 5e-5
+        "rl_cai": dict(max_steps=60, per_device_train_batch_size=8, learning_rate=5e-5),
     },
 )
 GPU = Profile(
@@ -159,6 +164,9 @@ GPU = Profile(
         # unmeasured (no GPU run yet): a common DPO setting for a ~100 M model
         "dpo": dict(max_steps=200, per_device_train_batch_size=16, learning_rate=5e-7, beta=0.1),
         "orpo": dict(learning_rate=8e-6),  # unmeasured (no GPU run yet): the ORPO paper's setting
+        # unmeasured (no GPU run yet): chapter 2's gpu SFT step, and chapter 6's gpu DPO step
+        "sl_cai": dict(max_steps=150, per_device_train_batch_size=16, learning_rate=5e-5),
+        "rl_cai": dict(max_steps=200, per_device_train_batch_size=16, learning_rate=5e-7, beta=0.1),
     },
 )
 PROFILES = {"cpu": CPU, "gpu": GPU}
