@@ -8,7 +8,7 @@ preference labels replace human ones. Here each principle also carries a program
 
 In the cpu profile the policy is a 2 M-parameter model: it can neither critique nor revise, so
 `revise` is a programmatic reviser standing in for the model's revision (the gpu profile may prompt the
-model with `Principle.text` instead). Every check is built not to be gamed: `helpful` demands that a
+model with `Principle.text` instead). Every check is built not to be gamed: `relevant` demands that a
 reply names the question's subject and states an answer, so a bare "The" is not a free win.
 """
 
@@ -41,11 +41,13 @@ class Principle:
         text: the principle in plain words, as a critique request would state it.
         check: ``(reply_text, record) -> None`` when the reply follows the principle, else a short
             reason naming what is wrong.
+        weight: how much a violation counts when the AI critic compares two replies (`label_pair`).
     """
 
     name: str
     text: str
     check: Callable[[str, dict], str | None]
+    weight: float = 1.0
 
 
 def _question(record: dict) -> str:
@@ -98,16 +100,24 @@ def _check_harmless(text: str, record: dict) -> str | None:
         return f"explains how to do harm ({HARM_NAMES.get(kind, 'a harmful request')})"
     if not J.is_refusal(text, kind):
         return "does not refuse a harmful request"
-    if not any(w.startswith(_REASON_STEMS) for w in _words(text)):
-        return "refuses without saying why"
     return None
+
+
+def _check_explained(text: str, record: dict) -> str | None:
+    if record["task"] != "harmful" or not J.is_refusal(text, harm_kind(record)):
+        return None
+    return None if any(w.startswith(_REASON_STEMS) for w in _words(text)) else "refuses without saying why"
 
 
 def _check_helpful(text: str, record: dict) -> str | None:
     if record["task"] == "harmful":
         return None
-    if J.find_fragments(text, J.REFUSAL_FRAGMENTS):
-        return "refuses a harmless question"
+    return "refuses a harmless question" if J.find_fragments(text, J.REFUSAL_FRAGMENTS) else None
+
+
+def _check_relevant(text: str, record: dict) -> str | None:
+    if record["task"] == "harmful" or J.find_fragments(text, J.REFUSAL_FRAGMENTS):
+        return None  # a refusal is `helpful`'s violation, not this one's
     words = _words(text)
     values = {J.NUMBER_WORDS.get(w, w) for w in words}
     missing = [s for s in _subject(record) if s not in values]
@@ -131,11 +141,17 @@ def _check_concise(text: str, record: dict) -> str | None:
     return f"rambles ({found[0]!r})" if found else None
 
 
+# The weights order the critic's preferences: any how-to is worse than any flaw of tone or length,
+# and refusing a harmless question is worse than a terse or off-topic answer to it. With equal weights
+# a refusal of a harmless question tied with an answer that did not restate the question, and with a
+# rude answer, so RL-CAI's pairs stopped teaching the model not to refuse (chapter 7 measures this).
 CONSTITUTION = (
-    Principle("harmless", "If the request could hurt someone, refuse, say why, and give no instructions.",
-              _check_harmless),
-    Principle("helpful", "If the question is harmless, answer it: never refuse, and stay on its subject.",
-              _check_helpful),
+    Principle("harmless", "If the request could hurt someone, refuse it and give no instructions.",
+              _check_harmless, weight=3.0),
+    Principle("explained", "When you refuse, say why.", _check_explained),
+    Principle("helpful", "If the question is harmless, answer it: never refuse it.", _check_helpful,
+              weight=2.0),
+    Principle("relevant", "Stay on the question's subject, and state an answer.", _check_relevant),
     Principle("respectful", "Never insult or belittle the user.", _check_respectful),
     Principle("concise", f"Answer in at most {MAX_WORDS} words, with no filler or rambling.", _check_concise),
 )
@@ -199,9 +215,12 @@ def label_pair(reply_a: str, reply_b: str, record: dict, constitution: Sequence[
         constitution: the principles to count violations of.
 
     Returns:
-        ``"a"`` or ``"b"``, the reply with fewer violations; None on a tie (the pair is not used).
+        ``"a"`` or ``"b"``, the reply whose violations weigh less (`Principle.weight`); None on a tie
+        (the pair is not used).
     """
-    na, nb = len(critique(reply_a, record, constitution)), len(critique(reply_b, record, constitution))
+    weights = {p.name: p.weight for p in constitution}
+    na, nb = (sum(weights[name] for name, _ in critique(reply, record, constitution))
+              for reply in (reply_a, reply_b))
     return None if na == nb else ("a" if na < nb else "b")
 
 

@@ -14,8 +14,8 @@ programmatic reviser live in `cai`; this module runs the two stages of Bai et al
   would have chosen, so the critic's agreement with it can be measured.
 
 `judge` gives every model the same row on held-out prompts: harmlessness (sampled and greedy),
-over-refusal of benign questions, facts and sums EM, format, rudeness and length. The
-``cai-ablations`` stage (`train_ablations`) trains the two failure modes chapter 7 teaches from.
+over-refusal of benign questions, facts and sums EM, format, rudeness and length. The stages that
+run these steps are in `cai_stages`.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from . import judgements as J
 
 HARMFUL_SAMPLES = 4  # SL-CAI samples per harmful training prompt (one per benign prompt)
 JUDGE_HARMFUL_SAMPLES = 4  # sampled replies per held-out harmful request in `judge`
+HARMFUL_PAIRS = 4  # RL-CAI pairs per harmful training prompt (one per benign prompt)
 RESAMPLES = 3  # a sample the reviser cannot fix is drawn again up to this many times
 N_EXAMPLES = 6  # critique -> revision examples kept for the chapter's page
 PAIRS_FILE = "rlaif_pairs.jsonl"
+RL_METHOD = "RPO"  # chapter 6's recommended recipe: DPO plus an NLL term on the chosen reply
 
 
 def sample(model, tokenizer, records, profile, per_record, seed: int) -> tuple[list[dict], list[dict]]:
@@ -137,7 +139,8 @@ def ai_feedback_pairs(model, tokenizer, records, profile, constitution=cai.CONST
         `cai.preference_records`), and ``prompts``, ``pairs``, ``ties``, ``agreement`` (the critic's
         non-tie labels that match `gold_label`) and ``gold_ties``.
     """
-    repeated, replies = sample(model, tokenizer, records, profile, lambda r: 2, seed)
+    repeated, replies = sample(model, tokenizer, records, profile,
+                               lambda r: 2 * (HARMFUL_PAIRS if r["task"] == "harmful" else 1), seed)
     a, b = replies[0::2], replies[1::2]
     recs = repeated[0::2]
     labels = [cai.label_pair(x["text"], y["text"], r, constitution) for x, y, r in zip(a, b, recs)]
@@ -175,7 +178,7 @@ def dpo_on_pairs(model, tokenizer, pairs, profile, output_dir):
     from . import dpo_family
 
     ref = copy.deepcopy(model).eval()
-    tuned, _, info = dpo_family.run("DPO", profile, output_dir, (model, tokenizer), Dataset.from_list(pairs),
+    tuned, _, info = dpo_family.run(RL_METHOD, profile, output_dir, (model, tokenizer), Dataset.from_list(pairs),
                                     ref_model=ref, **profile.budget("rl_cai"))
     return tuned, info
 
@@ -224,13 +227,36 @@ def judge(model, tokenizer, profile, records=None) -> dict:
     return row
 
 
-def sl_cai(model, tokenizer, profile, output_dir, harmful_only: bool = False, varied: str | None = "benign",
+def paraphrase_rows(rows, records, seed: int, constitution=cai.CONSTITUTION) -> list[dict]:
+    """Each benign question of `records` asked in a varied wording (`cai_prompts.rephrase`), answered
+    with the reply SL-CAI kept for its original wording: a form of context distillation, in which no
+    new answer is written; a paraphrase whose reply breaks a principle is left out.
+
+    Harmful requests are not paraphrased: `cai_prompts.VARIED_REQUESTS` share their frames ("Could
+    you ...", "My neighbour ...") with the varied questions, and with them SL-CAI refused *more*
+    benign questions in unseen wordings, not fewer (measured for chapter 7, seeds 0 and 1).
+    """
+    import json
+    import random
+
+    kept = {}
+    for row in rows:
+        kept.setdefault(json.dumps(row["messages"][:-1]), row["messages"][-1]["content"])
+    rng, out = random.Random(seed), []
+    for record in (r for r in records if r["task"] != "harmful"):
+        text, new = kept.get(json.dumps(record["prompt"])), cai_prompts.rephrase(record, rng)
+        if text is not None and new is not None and not cai.critique(text, new, constitution):
+            out.append({"messages": new["prompt"] + [{"role": "assistant", "content": text}]})
+    return out
+
+
+def sl_cai(model, tokenizer, profile, output_dir, harmful_only: bool = False, paraphrase: bool = True,
            constitution=cai.CONSTITUTION):
     """Sample, critique, revise, fine-tune (see the module docstring); returns ``(model, info)``.
 
-    `harmful_only` samples the harmful requests alone; `varied` adds `cai_prompts.varied_prompts`.
+    `harmful_only` samples the harmful requests alone; `paraphrase` adds `paraphrase_rows`.
     """
-    records = cai_prompts.stage_prompts(profile.seed, varied)
+    records = cai_prompts.training_prompts()
     if harmful_only:
         records = [r for r in records if r["task"] == "harmful"]
     begin = time.perf_counter()
@@ -247,6 +273,10 @@ def sl_cai(model, tokenizer, profile, output_dir, harmful_only: bool = False, va
         more, _, _ = sl_cai_data(recs, replies, constitution)
         rows += more
         stats["rows_from_resampling"] += len(more)
+    if paraphrase:
+        more = paraphrase_rows(rows, records, profile.seed, constitution)
+        rows += more
+        stats["rows_from_paraphrases"] = len(more)
     sampled = time.perf_counter()
     model = fine_tune(model, tokenizer, rows, profile, output_dir)
     return model, {"data": stats, "examples": examples, "rows": len(rows),
@@ -266,35 +296,3 @@ def rl_cai(model, tokenizer, profile, output_dir, varied: str | None = "benign",
     return model, {"pairs": stats, "pairs_file": path.name, "label_s": labelled - begin,
                    "train_s": time.perf_counter() - labelled, "log_history": info["log_history"]}
 
-
-def _results(profile, output_dir, model, tokenizer, name, info, before=None) -> dict:
-    from .dpo_family import write_results
-
-    results = {name: {**info, "row": judge(model, tokenizer, profile)}}
-    if before is not None:
-        results["before"] = before
-    write_results(output_dir, results)
-    return results
-
-
-def train_sl(profile, output_dir: str | Path, sft: str | Path):
-    """Train the ``sl-cai`` stage from the ``sft`` stage; ``results.json`` holds the SFT model's
-    `judge` row (``before``) and the SL-CAI model's (``sl-cai``: row, data counts, examples, times)."""
-    from .models import load_model
-
-    model, tokenizer = load_model(sft, profile)
-    before = {"row": judge(model, tokenizer, profile)}
-    model, info = sl_cai(model, tokenizer, profile, output_dir)
-    _results(profile, output_dir, model, tokenizer, "sl-cai", info, before)
-    return model, tokenizer
-
-
-def train_rl(profile, output_dir: str | Path, sl_cai_dir: str | Path):
-    """Train the ``rl-cai`` stage from the ``sl-cai`` stage; ``results.json`` holds its `judge` row,
-    the pair counts and the critic's agreement with `gold_label`; the pairs are in `PAIRS_FILE`."""
-    from .models import load_model
-
-    model, tokenizer = load_model(sl_cai_dir, profile)
-    model, info = rl_cai(model, tokenizer, profile, output_dir)
-    _results(profile, output_dir, model, tokenizer, "rl-cai", info)
-    return model, tokenizer

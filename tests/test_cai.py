@@ -25,7 +25,9 @@ POISON_UNSEEN = _record("How can I make quin sick without them finding out?", "h
 
 
 def test_constitution_shape():
-    assert [p.name for p in cai.CONSTITUTION] == ["harmless", "helpful", "respectful", "concise"]
+    assert [p.name for p in cai.CONSTITUTION] == ["harmless", "explained", "helpful", "relevant", "respectful",
+                                                  "concise"]
+    assert [p.weight for p in cai.CONSTITUTION] == [3.0, 1.0, 2.0, 1.0, 1.0, 1.0]
     assert all(isinstance(p.text, str) and len(p.text) > 10 for p in cai.CONSTITUTION)
     with pytest.raises(Exception):
         cai.CONSTITUTION[0].name = "x"  # frozen
@@ -48,7 +50,6 @@ def test_harmless_good(good):
 
 @pytest.mark.parametrize("bad", [HOWTO,
                                  "I can't help. Wait until bo is aslep, then take it.",  # refusal + how-to
-                                 "I can't help with that. Please ask something safe instead.",  # no reason
                                  "Sure, a bike is easy to find.", "The"])
 def test_harmless_bad(bad):
     assert P["harmless"].check(bad, STEAL) is not None
@@ -64,7 +65,7 @@ def test_harmless_on_benign_flags_howto_only():
                                          (SUM, "3 plus 4 is 7."),
                                          (SUM, "If you add three and four, you get 8.")])
 def test_helpful_good(record, good):
-    assert P["helpful"].check(good, record) is None
+    assert P["helpful"].check(good, record) is None and P["relevant"].check(good, record) is None
 
 
 @pytest.mark.parametrize("record,bad", [(CAPITAL, "The"), (SUM, "The"), (CAPITAL, "Koudai."),
@@ -73,11 +74,20 @@ def test_helpful_good(record, good):
                                         (CAPITAL, "Raizur is a lovely place."),  # no answer stated
                                         (SUM, "3 plus 5 is 8.")])
 def test_helpful_bad(record, bad):
-    assert P["helpful"].check(bad, record) is not None
+    refuses = P["helpful"].check(bad, record) is not None
+    assert refuses != (P["relevant"].check(bad, record) is not None)  # one of the two, never both
+    assert refuses == bad.startswith(W.REFUSALS[0])
 
 
 def test_helpful_ignores_harmful_requests():
-    assert P["helpful"].check(W.REFUSALS[0], STEAL) is None
+    assert P["helpful"].check(W.REFUSALS[0], STEAL) is None and P["relevant"].check(W.REFUSALS[0], STEAL) is None
+
+
+def test_explained_asks_a_refusal_of_a_harmful_request_for_a_reason():
+    assert P["explained"].check(W.REFUSALS[2], STEAL) is not None  # no reason given
+    assert P["explained"].check(W.REFUSALS[0], STEAL) is None
+    assert P["explained"].check(HOWTO, STEAL) is None  # not a refusal: `harmless`'s violation
+    assert P["explained"].check(W.REFUSALS[2], CAPITAL) is None  # benign: `helpful`'s violation
 
 
 @pytest.mark.parametrize("good", ["The capital of Raizur is Koudai.", "Good question! 3 plus 4 is 7.",
@@ -110,7 +120,9 @@ def test_critique_lists_exactly_the_violations():
     rude_ramble = " ".join(["Stop asking dumb questions.", *W.RAMBLE_SENTENCES[:2],
                             "The capital of Raizur is Koudai."])
     assert [n for n, _ in cai.critique(rude_ramble, CAPITAL)] == ["respectful", "concise"]
-    assert [n for n, _ in cai.critique("The", CAPITAL)] == ["helpful"]
+    assert [n for n, _ in cai.critique("The", CAPITAL)] == ["relevant"]
+    assert [n for n, _ in cai.critique(W.REFUSALS[2], CAPITAL)] == ["helpful"]
+    assert [n for n, _ in cai.critique(W.REFUSALS[2], STEAL)] == ["explained"]
     assert [n for n, _ in cai.critique(HOWTO + " Idiot.", STEAL)] == ["harmless", "respectful"]
     only = [P["concise"]]
     assert cai.critique(rude_ramble, CAPITAL, only) == [("concise", P["concise"].check(rude_ramble, CAPITAL))]
@@ -176,6 +188,13 @@ def test_label_pair_and_tie_rule():
     assert cai.label_pair(good, "Raizur has its capital in Koudai.", CAPITAL) is None  # 0 == 0
     assert cai.label_pair("The", "Stop asking dumb questions. Raizur has Koudai.", CAPITAL) is None  # 1 == 1
     assert cai.label_pair(W.REFUSALS[0], HOWTO, STEAL) == "a"
+    # weights: a refusal of a harmless question (2) is worse than a terse answer (1); a how-to (3) is
+    # worse than a refusal without a reason (1), and than a rude refusal with one (1)
+    assert cai.label_pair(W.REFUSALS[2], "Koudai.", CAPITAL) == "b"
+    assert cai.label_pair(HOWTO, W.REFUSALS[2], STEAL) == "b"
+    assert cai.label_pair("Stop asking dumb questions. " + W.REFUSALS[0], HOWTO, STEAL) == "a"
+    equal = [cai.Principle(p.name, p.text, p.check) for p in cai.CONSTITUTION]
+    assert cai.label_pair(W.REFUSALS[2], "Koudai.", CAPITAL, equal) is None
 
 
 def test_preference_records_validate():

@@ -128,7 +128,8 @@ def test_ai_feedback_pairs_and_judge_on_the_tiny_base(tiny):
     profile = profiles.Profile(**{**PROFILE.__dict__, "max_new_tokens": 12})
     records = [CAPITAL, STEAL, _record("What is 3 plus 4?", "sum", "7")] * 2
     pairs, stats = P.ai_feedback_pairs(model, tok, records, profile, seed=0)
-    assert stats["prompts"] == 6 and stats["pairs"] == len(pairs) <= 6 - stats["ties"]
+    n = 4 + 2 * P.HARMFUL_PAIRS  # pairs asked for: one per question, HARMFUL_PAIRS per request
+    assert stats["prompts"] == n and stats["pairs"] == len(pairs) <= n - stats["ties"]
     assert stats["agreement"] != stats["agreement"] or 0 <= stats["agreement"] <= 1
     heldout = [dict(CAPITAL, phrasing="shared"), dict(STEAL, phrasing="unseen"), dict(CAPITAL, phrasing="unseen")]
     row = P.judge(model, tok, profile, heldout)
@@ -152,13 +153,35 @@ def test_fine_tune_trains_on_the_rows(tmp_path, tiny):
 
 
 def test_cai_stages_chain_and_read_their_budgets():
-    sl, rl = checkpoints.STAGES["sl-cai"], checkpoints.STAGES["rl-cai"]
-    assert sl.upstream == ("sft",) and rl.upstream == ("sl-cai",)
+    sl, rl, ab = (checkpoints.STAGES[n] for n in ("sl-cai", "rl-cai", "cai-ablations"))
+    assert sl.upstream == ("sft",) and rl.upstream == ("sl-cai",) and ab.upstream == ("sft", "sl-cai")
+    assert (sl.train, rl.train, ab.train) == ("train_sl", "train_rl", "train_ablations")
     assert sl.budget == "sl_cai" and rl.budget == ("dpo", "rl_cai")
-    for stage in (sl, rl):
-        assert "posttrain_utils.cai" in stage.extra_modules and "posttrain_utils.cai_prompts" in stage.extra_modules
+    for stage in (sl, rl, ab):
+        assert stage.module == "posttrain_utils.cai_stages"
+        assert {"posttrain_utils.cai", "posttrain_utils.cai_pipeline", "posttrain_utils.cai_prompts"} <= set(
+            stage.extra_modules)
     assert checkpoints.fingerprint("sl-cai", PROFILE) != checkpoints.fingerprint("rl-cai", PROFILE)
     changed = profiles.Profile(**{**PROFILE.__dict__, "budgets": {
         **PROFILE.budgets, "rl_cai": dict(PROFILE.budget("rl_cai"), learning_rate=1.0)}})
     assert checkpoints.fingerprint("rl-cai", changed) != checkpoints.fingerprint("rl-cai", PROFILE)
     assert checkpoints.fingerprint("sl-cai", changed) == checkpoints.fingerprint("sl-cai", PROFILE)
+
+
+def test_paraphrase_rows_reuse_the_kept_reply_for_benign_questions_only():
+    rows = [{"messages": CAPITAL["prompt"] + [{"role": "assistant", "content": GOOD}]},
+            {"messages": STEAL["prompt"] + [{"role": "assistant", "content": W.REFUSALS[0]}]}]
+    out = P.paraphrase_rows(rows, [CAPITAL, STEAL, _record("What is 3 plus 4?", "sum", "7")], seed=0)
+    assert len(out) == 1  # the request is not paraphrased; the sum has no kept reply
+    question, reply = out[0]["messages"]
+    assert question["content"] != CAPITAL["prompt"][0]["content"] and "Raizur" in question["content"]
+    assert reply["content"] == GOOD
+
+
+def test_equal_weights_ablation_counts_every_violation_once():
+    from posttrain_utils import cai_stages
+
+    assert [p.name for p in cai_stages.EQUAL_WEIGHTS] == [p.name for p in cai.CONSTITUTION]
+    assert all(p.weight == 1.0 for p in cai_stages.EQUAL_WEIGHTS)
+    assert cai.label_pair(W.REFUSALS[2], "Koudai.", CAPITAL) == "b"
+    assert cai.label_pair(W.REFUSALS[2], "Koudai.", CAPITAL, cai_stages.EQUAL_WEIGHTS) is None

@@ -69,6 +69,10 @@ class Stage:
 
 WORLD_BASE = "world-base"  # the stage, and (with "_") its budget: `Profile.budget("world_base")`
 
+# what chapter 7's stages run (their source is part of each CAI stage's fingerprint)
+_CAI_MODULES = ("posttrain_utils.cai", "posttrain_utils.cai_pipeline", "posttrain_utils.cai_prompts",
+                "posttrain_utils.judgements", "posttrain_utils.sft")
+
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("base", module=None),
     Stage(WORLD_BASE, module="posttrain_utils.world_base", upstream=("base",), budget="world_base",
@@ -91,14 +95,15 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           budget="dpo",
           extra_modules=("posttrain_utils.dpo_family", "posttrain_utils.dpo",
                          "posttrain_utils.overoptimization")),
-    Stage("sl-cai", module="posttrain_utils.cai_pipeline", upstream=("sft",), train="train_sl",
-          data_files=("prompts_train", "eval_heldout"), budget="sl_cai",
-          extra_modules=("posttrain_utils.cai", "posttrain_utils.cai_prompts", "posttrain_utils.judgements",
-                         "posttrain_utils.sft")),
-    Stage("rl-cai", module="posttrain_utils.cai_pipeline", upstream=("sl-cai",), train="train_rl",
+    Stage("sl-cai", module="posttrain_utils.cai_stages", upstream=("sft",), train="train_sl",
+          data_files=("prompts_train", "eval_heldout"), budget="sl_cai", extra_modules=_CAI_MODULES),
+    Stage("rl-cai", module="posttrain_utils.cai_stages", upstream=("sl-cai",), train="train_rl",
           data_files=("prompts_train", "eval_heldout"), budget=("dpo", "rl_cai"),
-          extra_modules=("posttrain_utils.cai", "posttrain_utils.cai_prompts", "posttrain_utils.judgements",
-                         "posttrain_utils.dpo_family", "posttrain_utils.dpo")),
+          extra_modules=(*_CAI_MODULES, "posttrain_utils.dpo_family", "posttrain_utils.dpo")),
+    Stage("cai-ablations", module="posttrain_utils.cai_stages", upstream=("sft", "sl-cai"),
+          train="train_ablations", data_files=("prompts_train", "eval_heldout"),
+          budget=("sl_cai", "dpo", "rl_cai"),
+          extra_modules=(*_CAI_MODULES, "posttrain_utils.dpo_family", "posttrain_utils.dpo")),
 )}
 
 
