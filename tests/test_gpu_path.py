@@ -23,7 +23,7 @@ import math
 import pytest
 import torch
 
-from posttrain_utils import dpo_family, evaluation, lora, models, ppo, reward, sft
+from posttrain_utils import cai, cai_pipeline, dpo_family, evaluation, lora, models, ppo, reward, sft
 from posttrain_utils.data import load_dataset, load_records
 from posttrain_utils.exercises import ch00_intro, ch01_formats, ch02_sft, ch03_peft
 from posttrain_utils.runtime import profiles
@@ -40,6 +40,8 @@ TINY_BUDGETS = {
                 max_new_tokens=8, learning_rate=1e-5, value_learning_rate=1e-5, kl_coef=0.05),
     "dpo": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-4, beta=0.1),
     "orpo": dict(learning_rate=1e-3),
+    "sl_cai": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3),
+    "rl_cai": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-4),
 }
 
 
@@ -344,3 +346,29 @@ def test_preference_method(smol, sft_stage, method, tmp_path):
     assert info["models_held"] == (2 if kind in ("dpo", "kto") else 1) and tokenizer.eos_token == IM_END
     if method == "DPO":  # step 0: the policy is its reference, so the loss is -log sigmoid(0) = log 2
         assert losses[0] == pytest.approx(math.log(2), abs=1e-3)
+
+
+def test_cai_pipeline(smol, sft_stage, heldout, tmp_path):
+    """Chapter 7's steps on the stand-in: sample, critique and revise, SL-CAI's fine-tuning, the AI
+    critic's pairs written and validated, RL-CAI's RPO steps, and the judge's row."""
+    _, profile = smol
+    model, tokenizer = models.load_model(sft_stage[0], profile)
+    prompts = [r for r in load_records("prompts_train") if r["task"] == "harmful"][:2]
+    prompts += [r for r in load_records("prompts_train") if r["task"] != "harmful"][:4]
+    recs, replies = cai_pipeline.sample(model, tokenizer, prompts, profile, lambda r: 1, seed=0)
+    assert all(isinstance(x["text"], str) for x in replies)
+    rows, stats, _ = cai_pipeline.sl_cai_data(recs, replies)
+    harmful = prompts[0]
+    rows.append({"messages": harmful["prompt"] + [{"role": "assistant", "content": cai.revise("x", harmful)}]})
+    assert stats["samples"] == 6
+    tuned = cai_pipeline.fine_tune(model, tokenizer, rows, profile, tmp_path / "sl")
+    pairs, pair_stats = cai_pipeline.ai_feedback_pairs(tuned, tokenizer, prompts, profile, seed=0)
+    assert pair_stats["prompts"] == 4 + 2 * cai_pipeline.HARMFUL_PAIRS
+    pairs += cai.preference_records([harmful], [world.REFUSALS[0]], [world.REFUSALS[2]])
+    path = cai_pipeline.write_pairs(tmp_path / "rl", pairs)
+    assert path.exists()
+    rl_model, info = cai_pipeline.dpo_on_pairs(tuned, tokenizer, pairs, profile, tmp_path / "rl")
+    losses = [h["loss"] for h in info["log_history"] if "loss" in h]
+    assert losses and all(math.isfinite(v) for v in losses) and tokenizer.eos_token == IM_END
+    row = cai_pipeline.judge(rl_model, tokenizer, profile, heldout)
+    assert 0 <= row["over_refusal"] <= 1 and 0 <= row["format"] <= 1
