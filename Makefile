@@ -36,7 +36,7 @@ STAGE := _stage
 SHARED_STAGES ?= sft reward
 # trained after SHARED_STAGES: one process per group, the groups side by side (each process is
 # single-threaded); a group's stages (comma-separated) train one after another in its process
-PARALLEL_STAGES ?= sl-cai,ppo,dpo,rl-cai ppo-hack,dpo-sweep,cai-ablations
+PARALLEL_STAGES ?= sl-cai,ppo,dpo,rl-cai,grpo ppo-hack,dpo-sweep,cai-ablations,grpo-variants
 HTML := _build/html
 ENV_STAMP := $(VENV)/.posttrain-installed
 # What the book is built from; anything else in the repository never reaches Sphinx.

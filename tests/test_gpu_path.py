@@ -23,7 +23,8 @@ import math
 import pytest
 import torch
 
-from posttrain_utils import cai, cai_pipeline, dpo_family, evaluation, lora, models, ppo, reward, sft
+from posttrain_utils import (cai, cai_pipeline, dpo_family, evaluation, grpo, grpo_stages, grpo_tasks, lora, models,
+                             ppo, reward, sft)
 from posttrain_utils.data import load_dataset, load_records
 from posttrain_utils.exercises import ch00_intro, ch01_formats, ch02_sft, ch03_peft
 from posttrain_utils.runtime import profiles
@@ -42,6 +43,8 @@ TINY_BUDGETS = {
     "orpo": dict(learning_rate=1e-3),
     "sl_cai": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3),
     "rl_cai": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-4),
+    "grpo": dict(max_steps=2, prompts_per_step=2, num_generations=4, learning_rate=1e-4,
+                 max_completion_length=8),
 }
 
 
@@ -372,3 +375,23 @@ def test_cai_pipeline(smol, sft_stage, heldout, tmp_path):
     assert losses and all(math.isfinite(v) for v in losses) and tokenizer.eos_token == IM_END
     row = cai_pipeline.judge(rl_model, tokenizer, profile, heldout)
     assert 0 <= row["over_refusal"] <= 1 and 0 <= row["format"] <= 1
+
+
+def test_grpo_run(smol, sft_stage, tmp_path):
+    """Chapter 8's GRPO run on the stand-in: `GRPOTrainer` with the strict verifier (wrapped in
+    `RewardLog`), both loss normalisations, held-out accuracy at checkpoints, and the verifier on the
+    ChatML model's decoded replies."""
+    _, profile = smol
+    heldout = grpo_tasks.heldout_prompts()[:8]
+    for loss_type in ("dr_grpo", "grpo"):
+        model, tokenizer, result = grpo_stages.run(profile, tmp_path, sft_stage[0], loss_type=loss_type,
+                                                   name=loss_type, heldout=heldout)
+        assert len(result["rows"]) == profile.budget("grpo")["max_steps"]
+        assert [s for s, _ in result["curve"]] == [0, 1, 2]
+        row = result["rows"][0]
+        assert 0 <= row["reward"] <= 1 and 0 <= row["zero_spread"] <= 1 and row["length"] > 0
+        assert tokenizer.eos_token == IM_END
+    acc = grpo_tasks.sums_accuracy(model, tokenizer, heldout, profile)
+    assert 0 <= acc["accuracy"] <= 1
+    assert grpo.strict_reward([heldout[0]["prompt"]], [f"It is {heldout[0]['answer']}."],
+                              [heldout[0]["answer"]]) == [1.0]

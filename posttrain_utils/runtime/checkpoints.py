@@ -73,6 +73,10 @@ WORLD_BASE = "world-base"  # the stage, and (with "_") its budget: `Profile.budg
 _CAI_MODULES = ("posttrain_utils.cai", "posttrain_utils.cai_pipeline", "posttrain_utils.cai_prompts",
                 "posttrain_utils.judgements", "posttrain_utils.sft")
 
+# what chapter 8's stages run
+_GRPO_MODULES = ("posttrain_utils.grpo", "posttrain_utils.grpo_tasks", "posttrain_utils.judgements",
+                 "posttrain_utils.tinyworld.world")
+
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("base", module=None),
     Stage(WORLD_BASE, module="posttrain_utils.world_base", upstream=("base",), budget="world_base",
@@ -104,6 +108,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           train="train_ablations", data_files=("prompts_train", "eval_heldout"),
           budget=("sl_cai", "dpo", "rl_cai"),
           extra_modules=(*_CAI_MODULES, "posttrain_utils.dpo_family", "posttrain_utils.dpo")),
+    Stage("grpo", module="posttrain_utils.grpo_stages", upstream=("sft",), train="train_grpo",
+          data_files=("eval_heldout",), budget="grpo", extra_modules=_GRPO_MODULES),
+    Stage("grpo-variants", module="posttrain_utils.grpo_stages", upstream=("sft",), train="train_variants",
+          data_files=("eval_heldout",), budget="grpo", extra_modules=_GRPO_MODULES),
 )}
 
 

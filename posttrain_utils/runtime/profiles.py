@@ -135,6 +135,10 @@ CPU = Profile(
         "sl_cai": dict(max_steps=60, per_device_train_batch_size=16, learning_rate=1e-4),
         # chapter 7's RL-CAI: DPO on the AI critic's pairs, the prototype's 60 x 8 at 5e-5
         "rl_cai": dict(max_steps=60, per_device_train_batch_size=8, learning_rate=5e-5),
+        # chapter 8's GRPO on one-digit sums (grpo.py): 8 prompts x 8 completions per step, beta 0,
+        # as the issue's prototype; see grpo_stages.py for what the steps and step size measured
+        "grpo": dict(max_steps=100, prompts_per_step=8, num_generations=8, learning_rate=1e-4,
+                     max_completion_length=48),
     },
 )
 GPU = Profile(
@@ -167,6 +171,9 @@ GPU = Profile(
         # unmeasured (no GPU run yet): chapter 2's gpu SFT step, and chapter 6's gpu DPO step
         "sl_cai": dict(max_steps=150, per_device_train_batch_size=16, learning_rate=5e-5),
         "rl_cai": dict(max_steps=200, per_device_train_batch_size=16, learning_rate=5e-7, beta=0.1),
+        # unmeasured (no GPU run yet): the cpu recipe's shape with a small model's usual RL step
+        "grpo": dict(max_steps=100, prompts_per_step=8, num_generations=8, learning_rate=1e-6,
+                     max_completion_length=64),
     },
 )
 PROFILES = {"cpu": CPU, "gpu": GPU}
