@@ -5,8 +5,8 @@ with the same seed and the same `grpo.grpo_config` recipe:
 
 * ``grpo``: Dr. GRPO (``loss_type="dr_grpo"``) with the strict verifier, the chapter's model;
 * ``grpo-variants``: the same run with GRPO's ``1/|o|`` length normalisation (``loss_type="grpo"``),
-  and Dr. GRPO with the flawed `grpo.lenient_reward` (the reward-hacking lab). The stage's model is
-  the ``loss_type="grpo"`` one.
+  and Dr. GRPO with the flawed `grpo.lenient_reward` at `LENIENT_LR_FACTOR` times the step size
+  (the reward-hacking lab). The stage's model is the ``loss_type="grpo"`` one.
 
 Each writes ``results.json`` to its run folder (`results`): per-step rows (`grpo_tasks.RewardLog`),
 held-out accuracy at checkpoints, the trainer's log history, the SFT model's and the trained model's
@@ -23,6 +23,10 @@ from .grpo import grpo_config, lenient_reward, strict_reward
 from .grpo_tasks import EVAL_MAX_NEW_TOKENS, RewardLog, heldout_prompts, sums_accuracy, train_prompts
 
 RESULTS_FILE = "results.json"
+# The flawed verifier's run takes this multiple of the budget's step size. At 1x the exploit showed
+# within the cpu budget's 100 steps at seeds 0 and 1 but not at seed 2 (lenient reward 0.93 vs strict
+# 0.80, numbers per reply 2.9 -> 4.3); at 3x seed 2 exploited it too (0.82 vs 0.26, 2.8 -> 7.8).
+LENIENT_LR_FACTOR = 3
 CHECKPOINTS = 4  # held-out accuracy is measured at step 0 and this many more times
 
 
@@ -40,7 +44,7 @@ def side_effects(model, tokenizer, profile) -> dict[str, float]:
 
 
 def run(profile, output_dir: str | Path, sft: str | Path, *, loss_type: str = "dr_grpo",
-        reward=strict_reward, name: str = "dr_grpo", heldout: list[dict] | None = None):
+        reward=strict_reward, name: str = "dr_grpo", heldout: list[dict] | None = None, **overrides):
     """One GRPO run from the SFT model with `GRPOTrainer`, measured as it trains.
 
     Args:
@@ -51,6 +55,7 @@ def run(profile, output_dir: str | Path, sft: str | Path, *, loss_type: str = "d
         reward: the reward function optimised (strict accuracy is recorded either way).
         name: the run's name in the results.
         heldout: the questions held-out accuracy is measured on (default: `heldout_prompts`).
+        **overrides: `GRPOConfig` fields to change, e.g. ``learning_rate``.
 
     Returns:
         ``(model, tokenizer, result)``: ``result`` has ``rows`` (per step), ``curve`` (step,
@@ -65,7 +70,7 @@ def run(profile, output_dir: str | Path, sft: str | Path, *, loss_type: str = "d
 
     seed_everything(profile.seed)
     model, tokenizer = load_model(sft, profile)
-    config = grpo_config(profile, Path(output_dir) / name, loss_type=loss_type)
+    config = grpo_config(profile, Path(output_dir) / name, loss_type=loss_type, **overrides)
     log = RewardLog(reward, config.num_generations)
     evals, heldout = max(config.max_steps // CHECKPOINTS, 1), heldout or heldout_prompts()
     curve = [(0, sums_accuracy(model, tokenizer, heldout, profile)["accuracy"])]
@@ -83,7 +88,8 @@ def run(profile, output_dir: str | Path, sft: str | Path, *, loss_type: str = "d
     seconds = time.time() - start
     model.eval()
     return model, tokenizer, {"rows": log.rows, "curve": curve, "log_history": trainer.state.log_history,
-                              "seconds": seconds, "loss_type": loss_type, "reward": log.__name__}
+                              "seconds": seconds, "loss_type": loss_type, "reward": log.__name__,
+                              "learning_rate": config.learning_rate}
 
 
 def samples(model, tokenizer, profile, n: int = 6) -> list[dict]:
@@ -132,10 +138,12 @@ def train_grpo(profile, output_dir: str | Path, sft: str | Path):
 
 def train_variants(profile, output_dir: str | Path, sft: str | Path):
     """Train the ``grpo-variants`` stage: ``grpo`` (GRPO's length normalisation, strict verifier)
-    and ``lenient`` (Dr. GRPO against the flawed verifier) in ``results.json``, each with its final
-    held-out metrics under ``after``."""
+    and ``lenient`` (Dr. GRPO against the flawed verifier, at `LENIENT_LR_FACTOR` times the step
+    size) in ``results.json``, each with its final held-out metrics under ``after``."""
     out = {}
-    model, tokenizer, out["lenient"] = run(profile, output_dir, sft, reward=lenient_reward, name="lenient")
+    lenient_lr = LENIENT_LR_FACTOR * profile.budget("grpo")["learning_rate"]
+    model, tokenizer, out["lenient"] = run(profile, output_dir, sft, reward=lenient_reward, name="lenient",
+                                           learning_rate=lenient_lr)
     out["lenient"]["after"] = sums_accuracy(model, tokenizer, profile=profile)
     out["lenient"]["samples"] = samples(model, tokenizer, profile)
     del model
