@@ -15,12 +15,15 @@
 #   make sync     jupytext --sync every chapters/*.md with its .ipynb, then strip outputs
 #   make world    regenerate the tiny base model and the shipped datasets
 #   make seeds CHAPTER=03   run a chapter at seeds 0, 1, 2 -> chapters/seeds/03_*.json
+#   make pipeline SEED=1    train every stage not cached yet (upstream first), then score the report
+#                 card -> reports/report_card.md and .png (python -m posttrain_utils.pipeline)
 #   make clean    remove _build and _stage
 #   make bench-ppo  time our PPO against TRL 1.12's PPOTrainer (.venv-bench) -> benchmarks/results
 #
 # Knobs (make VAR=value): PYTHON, VENV, TORCH (empty: keep the installed torch, e.g. on a GPU
 # machine), JOBS (parallel notebooks / test workers), NB_TIMEOUT (seconds per cell),
-# POSTTRAIN_PROFILE (cpu by default; gpu needs CUDA and the network).
+# POSTTRAIN_PROFILE (cpu by default; gpu needs CUDA and the network; PROFILE=gpu on the command
+# line is short for it), SEED (make pipeline's seed, 0 by default).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -36,12 +39,20 @@ STAGE := _stage
 SHARED_STAGES ?= sft reward
 # trained after SHARED_STAGES: one process per group, the groups side by side (each process is
 # single-threaded); a group's stages (comma-separated) train one after another in its process
-PARALLEL_STAGES ?= sl-cai,ppo,dpo,rl-cai,grpo ppo-hack,dpo-sweep,cai-ablations,grpo-variants
+PARALLEL_STAGES ?= sl-cai,ppo,dpo,rl-cai,grpo,sft-filtered,dpo-family \
+  ppo-hack,dpo-sweep,cai-ablations,grpo-variants,lora,qlora,sft-contaminated,reward
+# after its stages, each process scores their rows of chapter 9's report card (report_card.main;
+# "reward" there means the best-of-n row), so that the chapter only reads the cache
 HTML := _build/html
 ENV_STAMP := $(VENV)/.posttrain-installed
 # What the book is built from; anything else in the repository never reaches Sphinx.
 BOOK_SOURCES := _config.yml _toc.yml index.md chapters $(wildcard _static images references.bib)
 
+SEED ?= 0
+# `make pipeline PROFILE=gpu`: only a command-line PROFILE counts (not one in the environment)
+ifeq ($(origin PROFILE),command line)
+export POSTTRAIN_PROFILE := $(PROFILE)
+endif
 export POSTTRAIN_PROFILE ?= cpu
 ifeq ($(POSTTRAIN_PROFILE),cpu)
 # The cpu profile never touches the network: profiles.activate() installs posttrain_utils.runtime.netguard
@@ -58,7 +69,7 @@ export MKL_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: help test book env unit pairs stage execute site sync world seeds clean bench-ppo
+.PHONY: help test book env unit pairs stage execute site sync world seeds pipeline clean bench-ppo
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -114,8 +125,10 @@ execute: env stage
 	@ls "$(STAGE)"/chapters/*.ipynb >/dev/null 2>&1 || { \
 	  echo "error: no chapter notebooks in chapters/ (pair each .md with 'make sync')" >&2; exit 1; }
 	"$(BIN)/python" -m posttrain_utils.runtime.checkpoints $(SHARED_STAGES)
+	"$(BIN)/python" -m posttrain_utils.report_card base sft
 	for group in $(PARALLEL_STAGES); do \
-	  "$(BIN)/python" -m posttrain_utils.runtime.checkpoints $${group//,/ } & \
+	  { "$(BIN)/python" -m posttrain_utils.runtime.checkpoints $${group//,/ } && \
+	    "$(BIN)/python" -m posttrain_utils.report_card $${group//,/ }; } & \
 	done; for job in $$(jobs -p); do wait $$job; done
 	cd "$(STAGE)" && \
 	  "$(BIN)/python" -m pytest -c /dev/null --rootdir=. -p no:cacheprovider \
@@ -148,6 +161,11 @@ world: env
 seeds: env
 	@test -n "$(CHAPTER)" || { echo "usage: make seeds CHAPTER=NN" >&2; exit 1; }
 	"$(BIN)/python" -m posttrain_utils.runtime.seeds "$(CHAPTER)" --jobs $(JOBS)
+
+# The whole course as one command: every stage of the stage graph in dependency order (cached ones
+# are skipped), then the report card (chapter 9) -> reports/report_card.md and .png.
+pipeline: env
+	"$(BIN)/python" -m posttrain_utils.pipeline --profile "$(POSTTRAIN_PROFILE)" --seed "$(SEED)"
 
 clean:
 	rm -rf _build "$(STAGE)"

@@ -1,8 +1,8 @@
 """Plots shared by the chapters: the pipeline diagram, training curves and metric comparisons.
 
 Introduced in chapter 0 (the pipeline diagram); chapter 2 adds training curves from a trainer's
-`log_history`, chapter 5 a grid of per-iteration metrics. Every function returns the matplotlib
-`Figure` so notebooks can tweak it.
+`log_history`, chapter 5 a grid of per-iteration metrics, chapter 9 the report card. Every function
+returns the matplotlib `Figure` so notebooks can tweak it.
 """
 
 from __future__ import annotations
@@ -116,5 +116,40 @@ def metric_grid(histories: Mapping[str, Sequence[dict]], keys: Sequence[str], x:
     if len(histories) > 1:
         axes.flat[0].legend(fontsize=7)
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def report_card(card, bands=None):
+    """Two panels: win rate vs SFT with its 95 % interval, and gold score against KL to SFT.
+
+    Args:
+        card: `report_card.build`'s DataFrame (chapter 9).
+        bands: optional ``{row: (low, high)}`` of the win rate over seeds, drawn as a grey bar.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8))
+    y = range(len(card))
+    err = [card["win_vs_sft"] - card["win_low"], card["win_high"] - card["win_vs_sft"]]
+    if bands:
+        for i, name in enumerate(card.index):
+            if name in bands:
+                low, high = bands[name]
+                left.plot([low, high], [i, i], color="0.8", lw=8, solid_capstyle="butt",
+                          label="seeds 0-2" if i == 0 else None)
+    left.errorbar(card["win_vs_sft"], list(y), xerr=err, fmt="o", capsize=3, label="this seed")
+    left.axvline(0.5, color="grey", ls="--", lw=1)
+    left.set_yticks(list(y), card.index)
+    left.invert_yaxis()
+    left.set_xlabel("win rate vs SFT on gold score (ties 0.5), 95 % CI")
+    left.legend(loc="lower right", fontsize=8)
+    right.scatter(card["kl_to_sft"], card["gold"])
+    for name, r in card.iterrows():
+        right.annotate(name, (r["kl_to_sft"], r["gold"]), fontsize=7, xytext=(3, 3),
+                       textcoords="offset points")
+    right.set_xscale("symlog", linthresh=1)
+    right.set_xlabel("KL to SFT (nats per reply)")
+    right.set_ylabel("gold score")
     fig.tight_layout()
     return fig

@@ -83,6 +83,15 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           extra_modules=("posttrain_utils.tinyworld.world", "posttrain_utils.tinyworld.build_base")),
     Stage("sft", module="posttrain_utils.sft", upstream=("base",), data_files=("sft_train", "sft_heldout"),
           budget="sft"),
+    Stage("sft-filtered", module="posttrain_utils.sft_variants", upstream=("base",),
+          train="train_filtered", data_files=("sft_train", "sft_heldout"), budget="sft",
+          extra_modules=("posttrain_utils.sft", "posttrain_utils.judgements")),
+    Stage("lora", module="posttrain_utils.sft_variants", upstream=("base",), train="train_lora",
+          data_files=("sft_train",), budget="peft",
+          extra_modules=("posttrain_utils.sft", "posttrain_utils.lora")),
+    Stage("qlora", module="posttrain_utils.sft_variants", upstream=("base",), train="train_qlora",
+          data_files=("sft_train",), budget="peft",
+          extra_modules=("posttrain_utils.sft", "posttrain_utils.lora")),
     Stage("reward", module="posttrain_utils.reward", upstream=("sft",), data_files=("preference_train",),
           budget="reward", loader="load_reward_model"),
     Stage("ppo", module="posttrain_utils.ppo", upstream=("sft", "reward"), data_files=("prompts_train",),
@@ -112,6 +121,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           data_files=("eval_heldout",), budget="grpo", extra_modules=_GRPO_MODULES),
     Stage("grpo-variants", module="posttrain_utils.grpo_stages", upstream=("sft",), train="train_variants",
           data_files=("eval_heldout",), budget="grpo", extra_modules=_GRPO_MODULES),
+    Stage("dpo-family", module="posttrain_utils.dpo_family_models", upstream=("base", "sft"),
+          data_files=("preference_train", "kto_train"), budget=("dpo", "orpo"),
+          extra_modules=("posttrain_utils.dpo_family", "posttrain_utils.dpo")),
+    Stage("sft-contaminated", module="posttrain_utils.contamination", upstream=("sft",),
+          data_files=("eval_heldout",), budget="contamination",
+          extra_modules=("posttrain_utils.sft",)),
 )}
 
 

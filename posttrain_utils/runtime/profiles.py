@@ -139,6 +139,11 @@ CPU = Profile(
         # as the issue's prototype; see grpo_stages.py for what the steps and step size measured
         "grpo": dict(max_steps=100, prompts_per_step=8, num_generations=8, learning_rate=1e-4,
                      max_completion_length=48),
+        # chapter 9's contamination demo (sft-contaminated stage): the SFT model trained on the
+        # leaked half of the held-out answers. 150 steps at 1e-3 left leaked EM at 0.32 (clean
+        # 0.16, seed 0, a split that shared facts across halves); 300 steps at 1e-3 memorised
+        # them: 0.84 vs 0.54.
+        "contamination": dict(max_steps=300, per_device_train_batch_size=16, learning_rate=1e-3),
     },
 )
 GPU = Profile(
@@ -174,6 +179,8 @@ GPU = Profile(
         # unmeasured (no GPU run yet): the cpu recipe's shape with a small model's usual RL step
         "grpo": dict(max_steps=100, prompts_per_step=8, num_generations=8, learning_rate=1e-6,
                      max_completion_length=64),
+        # unmeasured (no GPU run yet): chapter 9's contamination demo at the gpu SFT step
+        "contamination": dict(max_steps=300, per_device_train_batch_size=16, learning_rate=5e-5),
     },
 )
 PROFILES = {"cpu": CPU, "gpu": GPU}
