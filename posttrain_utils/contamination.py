@@ -2,8 +2,8 @@
 
 Introduced in chapter 9 ("Evaluation").
 
-* `overlap`: how many held-out questions occur verbatim as a user turn in each training file (the
-  test ``tests/test_world.py`` runs on the shipped data; a clean eval set gives all zeros);
+* `overlap`: how many held-out questions occur verbatim as a user turn in each training file (a
+  clean eval set gives all zeros; ``tests/test_contamination.py`` runs it on the shipped data);
 * `split`: the answered held-out records in two halves by *fact* (a country's attribute, or a
   sum's operands), so that no fact is in both halves whatever its wording;
 * `leaked_chats`: chats answering records correctly (``"<answer>."``), what a training set holds
@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 TRAINING_FILES = ("sft_train", "prompt_completion_train", "preference_train", "kto_train",
@@ -51,14 +52,19 @@ def overlap(eval_records: Sequence[dict], files: Sequence[str] = TRAINING_FILES
             for name in files}
 
 
-def fact_key(record: dict) -> tuple:
-    """What a record asks, whatever the wording: ``(task, country)`` or ``("sum", a, b)``."""
+@lru_cache(maxsize=1)
+def _country_names() -> tuple[str, ...]:
     from .tinyworld.world import make_countries
 
+    return tuple(c.name for c in make_countries())
+
+
+def fact_key(record: dict) -> tuple:
+    """What a record asks, whatever the wording: ``(task, country)`` or ``("sum", a, b)``."""
     question = _user_turns(record)[-1]
     if record["task"] == "sum":
         return ("sum", *sorted(re.findall(r"\d+", question)))
-    names = [c.name for c in make_countries() if re.search(rf"\b{c.name}\b", question)]
+    names = [n for n in _country_names() if re.search(rf"\b{n}\b", question)]
     if len(names) != 1:
         raise ValueError(f"cannot tell which country {question!r} asks about: {names}")
     return (record["task"], names[0])

@@ -108,9 +108,11 @@ def model_judge(model, tokenizer, template: str = JUDGE_TEMPLATE) -> Judge:
         enc = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(device)
         was_training = model.training
         model.eval()
-        with torch.no_grad():
-            logits = model(**enc).logits[0, -1]
-        model.train(was_training)
+        try:
+            with torch.no_grad():
+                logits = model(**enc).logits[0, -1]
+        finally:
+            model.train(was_training)
         return "a" if logits[ids["A"]] > logits[ids["B"]] else "b"
 
     return judge

@@ -46,16 +46,18 @@ def perplexity(model, tokenizer, chats: Sequence[dict], batch_size: int = 32) ->
     was_training = model.training
     model.eval()
     total, tokens = 0.0, 0
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        width = max(len(ids) for ids, _ in chunk)
-        pad = tokenizer.pad_token_id
-        ids = torch.tensor([i + [pad] * (width - len(i)) for i, _ in chunk])
-        att = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk])
-        comp = torch.tensor([[int(n <= t < len(i)) for t in range(width)] for i, n in chunk])
-        with torch.no_grad():
-            total -= sequence_logps(model, ids.to(device), att.to(device),
-                                    comp.to(device)).sum().item()
-        tokens += int(comp[:, 1:].sum())
-    model.train(was_training)
+    try:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            width = max(len(ids) for ids, _ in chunk)
+            pad = tokenizer.pad_token_id
+            ids = torch.tensor([i + [pad] * (width - len(i)) for i, _ in chunk])
+            att = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk])
+            comp = torch.tensor([[int(n <= t < len(i)) for t in range(width)] for i, n in chunk])
+            with torch.no_grad():
+                total -= sequence_logps(model, ids.to(device), att.to(device),
+                                        comp.to(device)).sum().item()
+            tokens += int(comp[:, 1:].sum())
+    finally:
+        model.train(was_training)
     return math.exp(total / tokens)

@@ -237,7 +237,8 @@ def is_cached(name: str, profile=None) -> bool:
 
     profile = resolve(profile)
     row = _row(name)
-    if not all(checkpoints.is_cached(s, profile) for s in {row.stage, "sft"}):
+    stages = {row.stage, "sft"} | ({"reward"} if row.best_of else set())
+    if not all(checkpoints.is_cached(s, profile) for s in stages):
         return False
     path = _cache_file(row, profile)
     return path.exists() and json.loads(path.read_text()).get("key") == _key(row, profile)

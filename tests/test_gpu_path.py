@@ -11,7 +11,9 @@ and the budgets swapped (2-3 steps per stage; no ``world_base`` budget, so the b
 stand-in itself: ``test_world_base.py`` covers that stage). Every chapter's code path then runs
 through it: loading, generation and scoring (chapter 0), the chat template's loss mask
 (chapter 1), the SFT stage and chapter 2's collator batch, LoRA from scratch and with peft
-(chapter 3), the reward model (chapter 4), PPO (chapter 5) and every preference method of chapter 6.
+(chapter 3), the reward model (chapter 4), PPO (chapter 5), every preference method of chapter 6,
+CAI (chapter 7), GRPO (chapter 8), and chapter 9's stages (filtered SFT, LoRA, QLoRA on a 4-bit
+base, the contaminated SFT model, the DPO family), judges, perplexity and report-card row.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import math
 import pytest
 import torch
 
-from posttrain_utils import (cai, cai_pipeline, dpo_family, evaluation, grpo, grpo_stages, grpo_tasks, lora, models,
-                             ppo, reward, sft)
+from posttrain_utils import (cai, cai_pipeline, contamination, dpo_family, dpo_family_models, evaluation, grpo,
+                             grpo_stages, grpo_tasks, judges, lora, models, perplexity, ppo, report_card, reward, sft,
+                             sft_variants, winrate)
 from posttrain_utils.data import load_dataset, load_records
 from posttrain_utils.exercises import ch00_intro, ch01_formats, ch02_sft, ch03_peft
-from posttrain_utils.runtime import profiles
+from posttrain_utils.runtime import checkpoints, profiles
 from posttrain_utils.tinyworld import world
-from smol_like import ENDOFTEXT, IM_END, build_smol_like, smol_profile
+from smol_like import ENDOFTEXT, IM_END, IM_START, build_smol_like, smol_profile
 from test_exercises_intro import reference_greedy
 
 TINY_BUDGETS = {
@@ -45,6 +48,7 @@ TINY_BUDGETS = {
     "rl_cai": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-4),
     "grpo": dict(max_steps=2, prompts_per_step=2, num_generations=4, learning_rate=1e-4,
                  max_completion_length=8),
+    "contamination": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3),
 }
 
 
@@ -395,3 +399,174 @@ def test_grpo_run(smol, sft_stage, tmp_path):
     assert 0 <= acc["accuracy"] <= 1
     assert grpo.strict_reward([heldout[0]["prompt"]], [f"It is {heldout[0]['answer']}."],
                               [heldout[0]["answer"]]) == [1.0]
+
+
+# ----- chapter 9: the stages the report card adds, its judges, perplexity and a row -------------
+def _chat_batch(tokenizer):
+    """One ChatML chat (prompt and reply) as a model input."""
+    chat = [{"role": "user", "content": "What is the capital of Beife?"},
+            {"role": "assistant", "content": "The capital of Beife is Neidreir."}]
+    text = tokenizer.apply_chat_template(chat, tokenize=False)
+    return tokenizer([text], return_tensors="pt", add_special_tokens=False)
+
+
+def _logits(model, batch):
+    with torch.no_grad():
+        return model.eval()(**batch).logits
+
+
+def test_sft_variants_on_gqa(smol, base, heldout, tmp_path, monkeypatch):
+    """Chapters 2 and 3's stages (filtered SFT, LoRA, QLoRA) on the stand-in: each a plain model that
+    generates and reloads as saved; the merged adapters compute what their peft models computed,
+    with the output layer untied from the adapted embedding (QLoRA trained on a real 4-bit base)."""
+    from bitsandbytes.nn import Linear4bit
+    from peft import PeftModel
+
+    folder, profile = smol
+    base_model, tokenizer = base
+    batch = _chat_batch(tokenizer)
+    base_logits = _logits(base_model, batch)
+    seen = {"4bit": [], "adapter": []}
+    train_sft, merge = sft_variants._train_sft, sft_variants.merge_adapter
+
+    def spy_train(model, *args, **kwargs):
+        seen["4bit"].append(any(isinstance(m, Linear4bit) for m in model.modules()))
+        return train_sft(model, *args, **kwargs)
+
+    def spy_merge(peft_model):
+        assert isinstance(peft_model, PeftModel)
+        seen["adapter"].append(_logits(peft_model, batch))
+        return merge(peft_model)
+
+    monkeypatch.setattr(sft_variants, "_train_sft", spy_train)
+    monkeypatch.setattr(sft_variants, "merge_adapter", spy_merge)
+    prompts = [r["prompt"] for r in heldout[:2]]
+    for train in ("train_filtered", "train_lora", "train_qlora"):
+        model, tok = getattr(sft_variants, train)(profile, tmp_path / train, folder)
+        assert type(model).__name__ == "LlamaForCausalLM" and tok.eos_token == IM_END
+        assert not any("lora_" in name for name, _ in model.named_parameters())
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # QLoRA: merged unquantised
+        logits = _logits(model, batch)
+        assert torch.isfinite(logits).all() and (logits - base_logits).abs().max().item() > 1e-4
+        replies = evaluation.generate(model, tok, prompts, profile, max_new_tokens=6)
+        assert len(replies) == 2 and all(isinstance(r["text"], str) for r in replies)
+        embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+        if train == "train_filtered":
+            assert seen["4bit"] == [False] and not seen["adapter"]
+            assert head is embed  # full fine-tuning keeps SmolLM2's tied embeddings
+        else:
+            # the merged model computes what the peft model computed ...
+            assert (seen["adapter"][-1] - logits).abs().max().item() < 1e-4
+            # ... because the output layer kept the original matrix while the embedding moved
+            assert head is not embed and model.config.tie_word_embeddings is False
+            assert torch.equal(head, base_model.get_output_embeddings().weight)
+            assert not torch.equal(embed, base_model.get_input_embeddings().weight)
+        saved = checkpoints.save(model, tok, tmp_path / "stages" / train, "fingerprint")
+        loaded, _ = models.load_model(saved, profile, for_training=False)
+        assert (_logits(loaded, batch) - logits).abs().max().item() < 1e-5  # reloads untied
+    assert seen["4bit"] == [False, False, True]  # QLoRA's adapter trained on Linear4bit layers
+    assert (tmp_path / "train_qlora" / sft_variants.ADAPTER_DIR / "adapter_config.json").exists()
+
+
+def test_contamination_stage_on_gqa(smol, base, sft_stage, tmp_path):
+    """Chapter 9's leaked chats in ChatML (only `<answer>.<|im_end|>` is trained) and the
+    ``sft-contaminated`` stage trained from the SFT stage on them."""
+    _, profile = smol
+    _, tokenizer = base
+    leaked, clean = contamination.split(load_records("eval_heldout"))
+    assert leaked and clean
+    assert not {contamination.fact_key(r) for r in leaked} & {contamination.fact_key(r) for r in clean}
+    chats = contamination.leaked_chats(leaked)
+    assert len(chats) == len(leaked)
+    record, chat = leaked[0], chats[0]["messages"]
+    text = tokenizer.apply_chat_template(chat, tokenize=False)
+    question = record["prompt"][-1]["content"]
+    assert f"{IM_START}user\n{question}{IM_END}\n{IM_START}assistant\n{record['answer']}.{IM_END}" in text
+    enc = tokenizer.apply_chat_template(chat, return_dict=True, return_assistant_tokens_mask=True)
+    trained = [t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
+    assert tokenizer.decode(trained) == f"{record['answer']}.{IM_END}"
+
+    model, tok = contamination.train(profile, tmp_path, sft_stage[0])
+    assert type(model).__name__ == "LlamaForCausalLM" and tok.eos_token == IM_END
+    with torch.no_grad():
+        moved = max((a - b).abs().max().item() for a, b in zip(model.parameters(), sft_stage[1].parameters()))
+    assert moved > 0
+    replies = evaluation.generate(model, tok, [r["prompt"] for r in leaked[:2]], profile, max_new_tokens=6)
+    assert all(isinstance(r["text"], str) for r in replies)
+
+
+def test_dpo_family_models_on_gqa(smol, sft_stage, tmp_path, monkeypatch):
+    """The ``dpo-family`` stage (one step per method): five members, each saved under
+    ``<method>/model`` as the model its method trained, and loadable like a stage."""
+    folder, profile = smol
+    one_step = dataclasses.replace(profile, budgets={**profile.budgets,
+                                                     "dpo": {**profile.budget("dpo"), "max_steps": 1}})
+    tokenizer = models.load_tokenizer(folder, profile)
+    batch = _chat_batch(tokenizer)
+    trained, run = {}, dpo_family.run
+
+    def spy_run(method, *args, **kwargs):
+        model, tok, info = run(method, *args, **kwargs)
+        trained[method] = _logits(model, batch)
+        model.train()
+        return model, tok, info
+
+    monkeypatch.setattr(dpo_family, "run", spy_run)
+    model, tok = dpo_family_models.train(one_step, tmp_path, folder, sft_stage[0])
+    assert list(trained) == list(dpo_family_models.MEMBERS) and tok.eos_token == IM_END
+    for method in dpo_family_models.MEMBERS:
+        saved = tmp_path / method / "model"
+        assert (saved / "model.safetensors").exists()
+        loaded, loaded_tok = models.load_model(saved, profile, for_training=False)
+        assert loaded_tok.eos_token == IM_END and loaded.config.num_key_value_heads == 2
+        logits = _logits(loaded, batch)
+        assert torch.isfinite(logits).all()
+        assert (logits - trained[method]).abs().max().item() < 1e-5, method  # its own model
+    assert (_logits(model, batch) - trained["SimPO"]).abs().max().item() < 1e-6  # the last one
+
+
+def test_chapter9_judges_perplexity_and_report_row_on_gqa(smol, base, sft_stage, reward_stage, heldout, tmp_path,
+                                                          monkeypatch):
+    """Chapter 9 on the stand-in: the model judge (with "A" and "B" single ChatML tokens) and the
+    reward judge, perplexity, the KL estimate, and a report-card row's figures and `evaluate_row`."""
+    _, profile = smol
+    sft_model, tokenizer = models.load_model(sft_stage[0], profile, for_training=False)
+    answered = [r for r in heldout if r["answer"]]
+    pairs = [(r["prompt"][-1]["content"], f"{r['answer']}.", "I can't help with that.") for r in answered[:3]]
+    judge = judges.model_judge(sft_model, tokenizer)
+    assert set(judges.verdicts(judge, pairs)) <= {"a", "b"}
+    assert 0.0 <= winrate.position_flip_rate(judge, pairs) <= 1.0
+    _, rm, rm_tok = reward_stage
+    by_reward = judges.reward_judge(rm, rm_tok)
+    assert set(judges.verdicts(by_reward, pairs)) <= set(winrate.VERDICTS)
+    assert winrate.position_flip_rate(by_reward, pairs) == 0.0  # scores one reply at a time
+
+    chats = load_records("sft_heldout")[:4]
+    ppl = perplexity.perplexity(sft_model, tokenizer, chats)
+    assert math.isfinite(ppl) and ppl > 1
+    assert perplexity.perplexity(sft_model, tokenizer, chats, batch_size=3) == pytest.approx(ppl, rel=1e-4)
+
+    monkeypatch.setattr(report_card, "N_KL", 4)
+    monkeypatch.setattr(report_card, "KL_MAX_NEW_TOKENS", 8)
+    assert abs(report_card.kl_to(sft_model, sft_model, tokenizer, heldout[:4], seed=0)) < 1e-4
+    base_model, base_tok = base
+    assert report_card.kl_to(sft_model, base_model, tokenizer, heldout[:4], seed=0) > 0
+
+    prompts = [r["prompt"] for r in heldout]
+    replies = evaluation.generate(sft_model, tokenizer, prompts, profile, max_new_tokens=8)
+    base_replies = evaluation.generate(base_model, base_tok, prompts, profile, max_new_tokens=8)
+    figures, outcomes = report_card._figures(report_card.Row("X", "sft", 2), replies, base_replies, heldout,
+                                             profile)
+    assert tuple(figures) == report_card.COLUMNS and len(outcomes) == len(answered)
+    assert figures["kl_to_sft"] == 0.0 and figures["win_low"] <= figures["win_vs_sft"] <= figures["win_high"]
+    assert all(math.isfinite(v) for v in figures.values())  # heldout has fact, sum and harmful records
+
+    # a whole row, the way the chapter scores it, with the stages' models stood in by the SFT model
+    monkeypatch.setenv("POSTTRAIN_CACHE", str(tmp_path))
+    monkeypatch.setattr(report_card, "records", lambda: list(heldout))
+    monkeypatch.setattr(report_card, "load", lambda row, profile=None: (sft_model, tokenizer))
+    monkeypatch.setattr(checkpoints, "get", lambda name, profile=None: (sft_model, tokenizer))
+    row = report_card.evaluate_row("DPO", profile)  # a dpo-family member, scored against SFT
+    assert tuple(row["figures"]) == report_card.COLUMNS and len(row["replies"]) == len(heldout)
+    assert row["figures"]["win_vs_sft"] == 0.5 and abs(row["figures"]["kl_to_sft"]) < 1e-4
+    assert report_card._cache_file(report_card._row("DPO"), profile).exists()

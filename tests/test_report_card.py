@@ -26,9 +26,17 @@ def test_rows_name_existing_stages_once():
     assert len(names) == len(set(names))
     assert all(r.stage in checkpoints.STAGES for r in report_card.ROWS)
     assert report_card.REFERENCE in names and BEST_OF in names
-    assert report_card._row("DPO").stage == "dpo"
+    assert all(report_card._row(r.name) is r for r in report_card.ROWS)
+    assert all(r.stage == "dpo-family" for r in report_card.ROWS if getattr(r, "member", None))
     with pytest.raises(KeyError, match="no report-card row"):
         report_card._row("nope")
+
+
+def test_rows_have_distinct_cache_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSTTRAIN_CACHE", str(tmp_path))
+    files = [report_card._cache_file(r, PROFILE) for r in report_card.ROWS]
+    assert len(set(files)) == len(files)
+    assert all(f.parent == tmp_path / f"cpu-seed{PROFILE.seed}" / "report" for f in files)
 
 
 def test_rows_for_stages():
