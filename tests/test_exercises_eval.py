@@ -10,6 +10,7 @@ import string
 import numpy as np
 
 from posttrain_utils import metrics, winrate
+from posttrain_utils.exercises import ch09_bootstrap
 from posttrain_utils.exercises import ch09_eval as ex
 
 # --- reference solutions (the chapter's dropdowns) ----------------------------------------------------
@@ -121,7 +122,7 @@ def test_case_banks_are_fixed_and_labelled_by_the_reference():
     assert 20 <= sum(truths) <= len(cases) - 20
     assert all(c["truth"] for c in cases if c["why"] == "the answer perturbed")
     assert not any(c["truth"] for c in cases if c["why"] == "a word added, perturbed")
-    assert len(ex._bootstrap_cases()) == 8 and ex._bootstrap_cases() == ex._bootstrap_cases()
+    assert len(ch09_bootstrap._bootstrap_cases()) == 8 and ch09_bootstrap._bootstrap_cases() == ch09_bootstrap._bootstrap_cases()
 
 
 # --- constants, near misses, exceptions ---------------------------------------------------------------
