@@ -17,13 +17,18 @@
 #   make seeds CHAPTER=03   run a chapter at seeds 0, 1, 2 -> chapters/seeds/03_*.json
 #   make pipeline SEED=1    train every stage not cached yet (upstream first), then score the report
 #                 card -> reports/report_card.md and .png (python -m posttrain_utils.pipeline)
+#   make student  write the student edition (solutions removed) -> student/chapters/*.ipynb
+#   make student-book   build that edition as its own website -> student/_build/html
+#   make grade NOTEBOOK=path   execute a student's notebook, run every exercise checker on its answers,
+#                 print a table and write NOTEBOOK.grade.json (posttrain_utils.teaching.grade)
 #   make clean    remove _build and _stage
 #   make bench-ppo  time our PPO against TRL 1.12's PPOTrainer (.venv-bench) -> benchmarks/results
 #
 # Knobs (make VAR=value): PYTHON, VENV, TORCH (empty: keep the installed torch, e.g. on a GPU
 # machine), JOBS (parallel notebooks / test workers), NB_TIMEOUT (seconds per cell),
 # POSTTRAIN_PROFILE (cpu by default; gpu needs CUDA and the network; PROFILE=gpu on the command
-# line is short for it), SEED (make pipeline's seed, 0 by default).
+# line is short for it), SEED (make pipeline's seed, 0 by default), STUDENT (the student edition's
+# folder), GRADE_CELL_TIMEOUT (make grade's seconds per cell).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -49,6 +54,8 @@ ENV_STAMP := $(VENV)/.posttrain-installed
 BOOK_SOURCES := _config.yml _toc.yml index.md chapters $(wildcard _static images references.bib)
 
 SEED ?= 0
+STUDENT ?= student
+GRADE_CELL_TIMEOUT ?= 900
 # `make pipeline PROFILE=gpu`: only a command-line PROFILE counts (not one in the environment)
 ifeq ($(origin PROFILE),command line)
 export POSTTRAIN_PROFILE := $(PROFILE)
@@ -69,7 +76,8 @@ export MKL_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: help test book env unit pairs stage execute site sync world seeds pipeline clean bench-ppo
+.PHONY: help test book env unit pairs stage execute site sync world seeds pipeline student student-book \
+  grade clean bench-ppo
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -166,6 +174,22 @@ seeds: env
 # are skipped), then the report card (chapter 9) -> reports/report_card.md and .png.
 pipeline: env
 	"$(BIN)/python" -m posttrain_utils.pipeline --profile "$(POSTTRAIN_PROFILE)" --seed "$(SEED)"
+
+## The teaching kit (chapters/instructors.md) ################################################
+
+# Every chapter with its gated solutions replaced by an answer cell and a check cell.
+student: env
+	"$(BIN)/python" -m posttrain_utils.teaching.student --out "$(STUDENT)"
+
+# The student edition as a website of its own (not executed: its pages show no outputs).
+student-book: student
+	"$(BIN)/jupyter-book" build "$(STUDENT)" --builder html --all -W
+	@echo "The student edition is in $(abspath $(STUDENT))/_build/html/index.html"
+
+# Grade one student notebook: cpu profile, no network, a time limit per cell.
+grade: env
+	@test -n "$(NOTEBOOK)" || { echo "usage: make grade NOTEBOOK=path/to/notebook.ipynb" >&2; exit 1; }
+	"$(BIN)/python" -m posttrain_utils.teaching.grade "$(NOTEBOOK)" --cell-timeout "$(GRADE_CELL_TIMEOUT)"
 
 clean:
 	rm -rf _build "$(STAGE)"

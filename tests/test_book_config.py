@@ -124,10 +124,16 @@ def test_every_chapter_file_is_in_the_toc():
     assert not missing, f"add to _toc.yml: {missing}"
 
 
+# pages after the chapters that carry no number: the instructor's guide and the appendix
+UNNUMBERED_PAGES = ("chapters/instructors", "chapters/appendix_scaling")
+
+
 def test_chapters_are_numbered_in_toc_order():
     """The book turns numbering off (chapters carry it in their title), so file, toc and title must agree."""
     numbers = []
-    for docname in CHAPTER_DOCS:
+    numbered = [doc for doc in CHAPTER_DOCS if doc not in UNNUMBERED_PAGES]
+    assert CHAPTER_DOCS[:len(numbered)] == numbered, "the unnumbered pages come after the chapters"
+    for docname in numbered:
         match = re.fullmatch(r"chapters/(\d+)_\w+", docname)
         assert match, f"{docname}: chapter files are named chapters/NN_name"
         number = int(match.group(1))

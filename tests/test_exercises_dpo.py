@@ -114,6 +114,23 @@ def test_dpo_loss_both_ways(capsys):
         assert hint in capsys.readouterr().out, name
 
 
+def test_naive_dpo_loss_both_ways(capsys):
+    margin = lambda pc, pr, rc, rr, beta: beta * (pc - rc - pr + rr)  # noqa: E731
+    assert ch06_dpo.check_naive_dpo_loss(lambda *args: -torch.log(torch.sigmoid(margin(*args))).mean())
+    assert ch06_dpo.check_naive_dpo_loss(lambda *args: torch.log(1 + torch.exp(-margin(*args))).mean())
+    capsys.readouterr()
+    wrong = {
+        "the exact loss": (my_dpo_loss, "stays finite"),
+        "an eps": (lambda *args: -torch.log(torch.sigmoid(margin(*args)) + 1e-10).mean(), "stays finite"),
+        "constant": (lambda *args: torch.tensor(float("inf")), "ordinary margins"),
+        "none": (lambda *args: None, "ordinary margins"),
+        "raises": (lambda *args: 1 / 0, "ZeroDivisionError"),
+    }
+    for name, (fn, hint) in wrong.items():
+        assert not ch06_dpo.check_naive_dpo_loss(fn), name
+        assert hint in capsys.readouterr().out, name
+
+
 # --- dpo-ex2 ----------------------------------------------------------------------------------------
 
 def test_reward_stats_both_ways(capsys):

@@ -82,6 +82,33 @@ def check_dpo_loss(fn) -> bool:
     return feedback("dpo-ex1", True, "")
 
 
+def check_naive_dpo_loss(fn) -> bool:
+    """Exercise dpo-ex1, second half: the naive loss ``-log(sigmoid(margin))`` is right at ordinary
+    margins and overflows at a margin of -1000 (where `F.logsigmoid` stays exact).
+
+    Args:
+        fn: the learner's naive loss, with the arguments of `check_dpo_loss`'s `fn`.
+    """
+    generator = torch.Generator().manual_seed(61)
+    for beta in (0.1, 0.5):
+        rc, rr = -5 - 40 * torch.rand(2, 6, generator=generator)
+        pc, pr = torch.stack([rc, rr]) + 3 * torch.randn(2, 6, generator=generator)
+        theirs = _call(fn, pc, pr, rc, rr, beta)
+        if isinstance(theirs, Exception):
+            return feedback("dpo-ex1", False, f"naive_dpo_loss raised {theirs!r}")
+        theirs = theirs[0] if isinstance(theirs, (tuple, list)) else theirs
+        if not (torch.is_tensor(theirs) and _close(theirs, dpo.dpo_loss(pc, pr, rc, rr, beta).loss)):
+            return feedback("dpo-ex1", False, f"at beta={beta} and ordinary margins naive_dpo_loss should "
+                            "equal the DPO loss: the mean of -log(sigmoid(beta * margin))")
+    rc, rr = torch.tensor([-600.0, -40.0]), torch.tensor([-580.0, -35.0])
+    huge = _call(fn, rc - 500.0, rr, rc, rr, 2.0)  # a margin of -1000 on the first pair
+    huge = huge[0] if isinstance(huge, (tuple, list)) else huge
+    if not torch.is_tensor(huge) or torch.isfinite(huge).all():
+        return feedback("dpo-ex1", False, "at a margin of -1000 naive_dpo_loss stays finite: compute "
+                        "-torch.log(torch.sigmoid(margin)) as written (no eps, no clamp) to see it fail")
+    return feedback("dpo-ex1", True, "")
+
+
 def check_reward_stats(fn) -> bool:
     """Exercise dpo-ex2: the batch means `DPOTrainer` logs as ``rewards/chosen``, ``rewards/rejected``,
     ``rewards/margins`` and ``rewards/accuracies``.
