@@ -124,8 +124,8 @@ def test_every_chapter_file_is_in_the_toc():
     assert not missing, f"add to _toc.yml: {missing}"
 
 
-# pages after the chapters that carry no number: the instructor's guide and the appendix
-UNNUMBERED_PAGES = ("chapters/instructors", "chapters/appendix_scaling")
+# pages after the chapters that carry no number: the instructor's guide
+UNNUMBERED_PAGES = ("chapters/instructors",)
 
 
 def test_chapters_are_numbered_in_toc_order():
