@@ -40,11 +40,14 @@ def record(figures: dict, conditions: dict) -> Path | None:
 
 
 def seeds_file(chapter: str) -> Path:
-    """``chapters/seeds/<stem>.json`` for a chapter number (``"03"``) or stem (``"03_peft"``)."""
+    """``chapters/seeds/<stem>.json`` for a chapter number (``"03"``) or stem (``"03_peft"``,
+    ``"instructors"``)."""
     return SEEDS_DIR / f"{_notebook(chapter).stem}.json"
 
 
 def _notebook(chapter: str) -> Path:
+    if (CHAPTERS_DIR / f"{chapter}.ipynb").is_file():  # an exact stem, e.g. "instructors"
+        return CHAPTERS_DIR / f"{chapter}.ipynb"
     matches = sorted(CHAPTERS_DIR.glob(f"{chapter.split('_')[0]}_*.ipynb"))
     if len(matches) != 1:
         raise FileNotFoundError(f"no single chapter notebook for {chapter!r} in {CHAPTERS_DIR}")
