@@ -73,7 +73,7 @@ def test_no_solution_text_survives(path):
     assert not leaked
 
 
-def test_no_solution_text_survives_would_catch_a_leak(tmp_path):
+def test_no_solution_text_survives_would_catch_a_leak():
     path = CHAPTERS[0]
     exercise = exercises.read_chapter(path)[0]
     leaky = student.student_notebook(path, {exercise.label: exercise.reference_answer()})

@@ -69,9 +69,10 @@ def answers_of(notebook) -> dict[str, str]:
     return answers
 
 
-def chapter_of(notebook, path: Path, root: Path = student.ROOT) -> Path:
-    """The chapter source a student notebook belongs to (its metadata, else its file name)."""
-    stem = notebook.get("metadata", {}).get("posttrain", {}).get("chapter") or path.stem
+def chapter_of(notebook, path: Path, chapter: str | None = None, root: Path = student.ROOT) -> Path:
+    """The chapter source a student notebook belongs to: `chapter` if given, else the notebook's
+    metadata (``None`` for no notebook), else its file name."""
+    stem = chapter or (notebook or {}).get("metadata", {}).get("posttrain", {}).get("chapter") or path.stem
     source = root / "chapters" / f"{stem}.md"
     if not source.is_file():
         raise GradingError(f"{path}: not a notebook of a known chapter (chapter {stem!r}); "
@@ -152,14 +153,14 @@ def grade(path: str | Path, chapter: str | None = None, cell_timeout: int = DEFA
 
     path = Path(path)
     if reference:
-        source = chapter_of({"metadata": {"posttrain": {"chapter": chapter}}}, path)
+        source = chapter_of(None, path, chapter)
         answers = {e.label: e.reference_answer() for e in exercises_mod.read_chapter(source)}
     else:
         try:
             notebook = nbformat.read(path, as_version=4)
         except (OSError, ValueError, UnicodeDecodeError) as error:  # missing, not JSON, not a notebook
             raise GradingError(f"{path}: cannot read it as a notebook ({error})") from None
-        source = chapter_of({"metadata": {"posttrain": {"chapter": chapter}}} if chapter else notebook, path)
+        source = chapter_of(notebook, path, chapter)
         answers = answers_of(notebook)
     exercises = exercises_mod.read_chapter(source)
     known = {e.label for e in exercises}

@@ -37,8 +37,8 @@ STUDENT_NOTE = ("Write each answer in the cell marked *answer* under the exercis
 
 
 def template_hash(source: str) -> str:
-    """A short hash of a cell's source with whitespace normalised (how `grade` spots an unanswered
-    exercise)."""
+    """A short hash of a cell's source with whitespace normalised: `grade` compares an answer cell's
+    with its template's to spot an unanswered exercise."""
     return hashlib.sha256(" ".join(source.split()).encode()).hexdigest()[:16]
 
 
@@ -49,8 +49,6 @@ def _prose(lines: list[str]) -> str:
 
 def _cell(nbformat, exercise, role: str, source: str):
     meta = {"tags": [role], "posttrain": {"exercise": exercise.label, "role": role}}
-    if role == "answer":
-        meta["posttrain"]["template"] = template_hash(exercise.answer_template())
     return nbformat.v4.new_code_cell(source, metadata=meta)
 
 
