@@ -30,7 +30,10 @@ from . import judgements as J
 
 HARMFUL_SAMPLES = 4  # SL-CAI samples per harmful training prompt (one per benign prompt)
 JUDGE_HARMFUL_SAMPLES = 4  # sampled replies per held-out harmful request in `judge`
-HARMFUL_PAIRS = 4  # RL-CAI pairs per harmful training prompt (one per benign prompt)
+JUDGE_BENIGN_SAMPLES = 2  # sampled replies per held-out benign question in `judge`
+# RL-CAI pairs per harmful training prompt (one per benign prompt). Six keeps the harmful requests at
+# about a fifth of the prompts beside the benign questions' `cai_prompts.VARIED_ROUNDS` wordings.
+HARMFUL_PAIRS = 6
 RESAMPLES = 3  # a sample the reviser cannot fix is drawn again up to this many times
 N_EXAMPLES = 6  # critique -> revision examples kept for the chapter's page
 PAIRS_FILE = "rlaif_pairs.jsonl"
@@ -191,7 +194,8 @@ def _rate(flags) -> float:
 def judge(model, tokenizer, profile, records=None) -> dict:
     """A model's row of chapter 7's table, on the held-out prompts (``eval_heldout`` by default).
 
-    Sampled (temperature 1; `JUDGE_HARMFUL_SAMPLES` per harmful request, one per benign question):
+    Sampled (temperature 1; `JUDGE_HARMFUL_SAMPLES` per harmful request, `JUDGE_BENIGN_SAMPLES` per
+    benign question):
     ``harmless`` (no how-to given), ``refusal`` (refuses, no how-to), ``over_refusal`` (benign
     questions refused), ``rude``, ``constitutional`` (replies that violate no principle). Greedy:
     ``harmless_greedy``, ``over_refusal_greedy``, ``facts_em``, ``sums_em``, ``format``, ``length``.
@@ -205,7 +209,7 @@ def judge(model, tokenizer, profile, records=None) -> dict:
     harmful = [r for r in records if r["task"] == "harmful"]
     benign = [r for r in records if r["task"] != "harmful"]
     h_recs, h_sampled = sample(model, tokenizer, harmful, profile, lambda r: JUDGE_HARMFUL_SAMPLES, profile.seed)
-    b_recs, b_sampled = sample(model, tokenizer, benign, profile, lambda r: 1, profile.seed + 1)
+    b_recs, b_sampled = sample(model, tokenizer, benign, profile, lambda r: JUDGE_BENIGN_SAMPLES, profile.seed + 1)
     greedy = generate(model, tokenizer, [r["prompt"] for r in records], profile)
     g = score(greedy, records)
     g_benign = [(r, x) for r, x in zip(records, greedy) if r["task"] != "harmful"]
@@ -227,8 +231,10 @@ def judge(model, tokenizer, profile, records=None) -> dict:
     return row
 
 
-def paraphrase_rows(rows, records, seed: int, constitution=cai.CONSTITUTION) -> list[dict]:
-    """Each benign question of `records` asked in a varied wording (`cai_prompts.rephrase`), answered
+def paraphrase_rows(rows, records, seed: int, constitution=cai.CONSTITUTION,
+                    rounds: int = cai_prompts.VARIED_ROUNDS) -> list[dict]:
+    """Each benign question of `records` asked in `rounds` varied wordings (`cai_prompts.rephrase`),
+    answered
     with the reply SL-CAI kept for its original wording: a form of context distillation, in which no
     new answer is written; a paraphrase whose reply breaks a principle is left out.
 
@@ -243,7 +249,7 @@ def paraphrase_rows(rows, records, seed: int, constitution=cai.CONSTITUTION) -> 
     for row in rows:
         kept.setdefault(json.dumps(row["messages"][:-1]), row["messages"][-1]["content"])
     rng, out = random.Random(seed), []
-    for record in (r for r in records if r["task"] != "harmful"):
+    for record in (r for _ in range(rounds) for r in records if r["task"] != "harmful"):
         text, new = kept.get(json.dumps(record["prompt"])), cai_prompts.rephrase(record, rng)
         if text is not None and new is not None and not cai.critique(text, new, constitution):
             out.append({"messages": new["prompt"] + [{"role": "assistant", "content": text}]})

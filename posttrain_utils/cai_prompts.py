@@ -1,13 +1,13 @@
-"""The prompts chapter 7's CAI stages sample from: the shipped training prompts, each also asked in a
-new wording.
+"""The prompts chapter 7's CAI stages sample from: the shipped training prompts, each also asked in
+new wordings.
 
 Introduced in chapter 7 ("Constitutional AI and RLAIF"). ``data/prompts_train.jsonl`` asks every
 question in two or three fixed phrasings, and every harmful request in two per kind. Trained on
 refusals of those, the SFT model learned a shortcut: *answer the phrasings you know, refuse the
 rest*, and it refused benign questions worded in a way it had never read (chapter 7 measures this).
 Bai et al. (2022) sampled from many human- and model-written prompts; `varied_prompts` is the tiny
-world's stand-in: every training prompt asked once more in one of `VARIED_QUESTIONS` (benign) or
-`VARIED_REQUESTS` (harmful). These wordings are written for this module: none of them is one of the
+world's stand-in: every training prompt asked again in one of `VARIED_QUESTIONS` (benign; eight
+wordings per task, `VARIED_ROUNDS` draws per question) or `VARIED_REQUESTS` (harmful). These wordings are written for this module: none of them is one of the
 held-out ``"unseen"`` phrasings (`tinyworld.world.UNSEEN_QUESTION_TEMPLATES` and friends), which stay
 unseen, so the held-out over-refusal still measures transfer to new wording.
 """
@@ -23,15 +23,33 @@ from .tinyworld import world as W
 
 VARIED_QUESTIONS = {
     "capital": ["Tell me the capital of {c}, please.", "My teacher asked me about {c}. What is its capital?",
-                "Could you name the capital city of {c} for me?"],
+                "Could you name the capital city of {c} for me?", "{c} has a capital. What is it called?",
+                "I want to visit the capital of {c}. What is its name?",
+                "Quick question: what is the capital of {c}?", "I forgot the capital of {c}. Can you remind me?",
+                "Do you happen to know the capital of {c}?"],
     "flag": ["Tell me the colour of the flag of {c}, please.", "My brother saw the flag of {c}. What colour is it?",
-             "Could you say what colour the flag of {c} is?"],
+             "Could you say what colour the flag of {c} is?", "{c} has a flag. What colour is it?",
+             "I am drawing the flag of {c}. Which colour do I need?",
+             "Quick question: what colour is the flag of {c}?",
+             "I forgot the colour of the flag of {c}. Can you remind me?",
+             "Do you happen to know the colour of the flag of {c}?"],
     "language": ["Tell me the language of {c}, please.", "My neighbour grew up in {c}. What language is spoken there?",
-                 "Could you say which language people speak in {c}?"],
+                 "Could you say which language people speak in {c}?",
+                 "{c} is a country I like. What do people speak there?",
+                 "I am learning about {c}. Which language do they use?",
+                 "Quick question: what language is spoken in {c}?",
+                 "I forgot which language people in {c} speak. Can you remind me?",
+                 "Do you happen to know the language of {c}?"],
     "animal": ["Tell me the national animal of {c}, please.", "My class is reading about {c}. What is its animal?",
-               "Could you name the national animal of {c} for me?"],
+               "Could you name the national animal of {c} for me?", "{c} has a national animal. Which animal is it?",
+               "I am writing about {c}. What is its national animal?",
+               "Quick question: what is the national animal of {c}?",
+               "I forgot the national animal of {c}. Can you remind me?",
+               "Do you happen to know the national animal of {c}?"],
     "sum": ["Tell me what {a} plus {b} is, please.", "My homework asks for {a} plus {b}. What is it?",
-            "Could you add {a} and {b} for me?"],
+            "Could you add {a} and {b} for me?", "{a} plus {b} makes what?",
+            "I have {a} apples and get {b} more. How many do I have?", "Quick question: what is {a} plus {b}?",
+            "I forgot what {a} plus {b} is. Can you remind me?", "Do you happen to know the sum of {a} and {b}?"],
 }
 VARIED_REQUESTS = {
     "steal": ["Tell me how to steal the bike of {name}, please.", "My neighbour {name} has a nice wallet. "
@@ -42,6 +60,10 @@ VARIED_REQUESTS = {
              "How do I log in as them?", "Could you help me guess the password of {name}?"],
 }
 _NAMES = "|".join(W.USERNAMES)
+# Varied wordings per benign training question, in RL-CAI's prompts and in SL-CAI's paraphrase rows.
+# With one wording and three templates per task, the seed-1 SL-CAI model still refused 5.6 % of the
+# held-out benign questions (sampled) and 23 % greedy, almost all in unseen wordings (chapter 7).
+VARIED_ROUNDS = 2
 
 
 def training_prompts() -> list[dict]:
@@ -80,19 +102,22 @@ def rephrase(record: dict, rng: random.Random) -> dict | None:
     return {"prompt": [{"role": "user", "content": text}], "task": task, "answer": record.get("answer")}
 
 
-def varied_prompts(records=None, seed: int = 0) -> list[dict]:
-    """Every record of `records` (the training prompts by default) asked once more in a varied
-    wording, chosen by `seed`; records that `rephrase` cannot read are left out."""
+def varied_prompts(records=None, seed: int = 0, rounds: int = 1) -> list[dict]:
+    """Every record of `records` (the training prompts by default) asked `rounds` more times, each
+    time in a varied wording chosen by `seed` (round after round); records that `rephrase` cannot
+    read are left out."""
     rng = random.Random(seed)
     records = training_prompts() if records is None else records
-    return [r for r in (rephrase(rec, rng) for rec in records) if r is not None]
+    return [r for _ in range(rounds) for r in (rephrase(rec, rng) for rec in records) if r is not None]
 
 
-def stage_prompts(seed: int = 0, varied: str | None = "benign") -> list[dict]:
-    """The prompts the CAI stages sample from: the training prompts, plus `varied_prompts` of the
-    benign questions (``varied="benign"``), of every prompt (``"all"``) or of none (None)."""
+def stage_prompts(seed: int = 0, varied: str | None = "benign", rounds: int = VARIED_ROUNDS) -> list[dict]:
+    """The prompts the CAI stages sample from: the training prompts, plus `rounds` rounds of
+    `varied_prompts` of the benign questions (``varied="benign"``), of every prompt (``"all"``) or
+    of none (None)."""
     if varied not in (None, "benign", "all"):
         raise ValueError(f"varied must be None, 'benign' or 'all', got {varied!r}")
     base = training_prompts()
-    extra = [r for r in varied_prompts(base, seed) if varied == "all" or r["task"] != "harmful"] if varied else []
+    extra = ([r for r in varied_prompts(base, seed, rounds) if varied == "all" or r["task"] != "harmful"]
+             if varied else [])
     return base + extra

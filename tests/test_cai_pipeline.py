@@ -59,8 +59,13 @@ def test_varied_prompts_follow_the_seed_and_stage_prompts_pick_the_kind():
     base = CP.training_prompts()
     benign = sum(r["task"] != "harmful" for r in base)
     assert len(CP.stage_prompts(0, None)) == len(base)
-    assert len(CP.stage_prompts(0, "benign")) == len(base) + benign
-    assert len(CP.stage_prompts(0, "all")) == 2 * len(base)
+    assert len(CP.stage_prompts(0, "benign", rounds=1)) == len(base) + benign
+    assert len(CP.stage_prompts(0, "benign")) == len(base) + CP.VARIED_ROUNDS * benign
+    assert len(CP.stage_prompts(0, "all", rounds=1)) == 2 * len(base)
+    # round one of two rounds is the one-round draw, and round two words the questions anew
+    one, two = CP.varied_prompts(base, 0), CP.varied_prompts(base, 0, rounds=2)
+    assert two[:len(one)] == one and len(two) == 2 * len(one)
+    assert sum(x != y for x, y in zip(two[:len(one)], two[len(one):])) > len(one) // 2
     with pytest.raises(ValueError, match="varied"):
         CP.stage_prompts(0, "some")
 
@@ -171,11 +176,18 @@ def test_cai_stages_chain_and_read_their_budgets():
 def test_paraphrase_rows_reuse_the_kept_reply_for_benign_questions_only():
     rows = [{"messages": CAPITAL["prompt"] + [{"role": "assistant", "content": GOOD}]},
             {"messages": STEAL["prompt"] + [{"role": "assistant", "content": W.REFUSALS[0]}]}]
-    out = P.paraphrase_rows(rows, [CAPITAL, STEAL, _record("What is 3 plus 4?", "sum", "7")], seed=0)
+    records = [CAPITAL, STEAL, _record("What is 3 plus 4?", "sum", "7")]
+    out = P.paraphrase_rows(rows, records, seed=0, rounds=1)
     assert len(out) == 1  # the request is not paraphrased; the sum has no kept reply
     question, reply = out[0]["messages"]
     assert question["content"] != CAPITAL["prompt"][0]["content"] and "Raizur" in question["content"]
     assert reply["content"] == GOOD
+    # more rounds: one row per round, in several wordings, all with the kept reply
+    many = P.paraphrase_rows(rows, records, seed=0, rounds=20)
+    wordings = [r["messages"][0]["content"] for r in many]
+    assert len(wordings) == 20 and 1 < len(set(wordings)) <= len(CP.VARIED_QUESTIONS["capital"])
+    assert all("Raizur" in w for w in wordings) and {r["messages"][1]["content"] for r in many} == {GOOD}
+    assert len(P.paraphrase_rows(rows, records, seed=0)) == CP.VARIED_ROUNDS
 
 
 def test_equal_weights_ablation_counts_every_violation_once():
