@@ -36,6 +36,10 @@ JUDGE_BENIGN_SAMPLES = 2  # sampled replies per held-out benign question in `jud
 HARMFUL_PAIRS = 6
 RESAMPLES = 3  # a sample the reviser cannot fix is drawn again up to this many times
 N_EXAMPLES = 6  # critique -> revision examples kept for the chapter's page
+# varied wordings per benign training question in SL-CAI's paraphrase rows. At seed 1, with two the
+# SL-CAI model refused 5.2 % of held-out benign questions (sampled) and 13.8 % greedy; with three,
+# 2.7 % and 2.2 % (measured for chapter 7; harmless 92.5 %, facts EM 70.7 %)
+PARAPHRASE_ROUNDS = 3
 PAIRS_FILE = "rlaif_pairs.jsonl"
 RL_METHOD = "RPO"  # chapter 6's recommended recipe: DPO plus an NLL term on the chosen reply
 
@@ -232,7 +236,7 @@ def judge(model, tokenizer, profile, records=None) -> dict:
 
 
 def paraphrase_rows(rows, records, seed: int, constitution=cai.CONSTITUTION,
-                    rounds: int = cai_prompts.VARIED_ROUNDS) -> list[dict]:
+                    rounds: int = PARAPHRASE_ROUNDS) -> list[dict]:
     """Each benign question of `records` asked in `rounds` varied wordings (`cai_prompts.rephrase`),
     answered
     with the reply SL-CAI kept for its original wording: a form of context distillation, in which no

@@ -187,7 +187,7 @@ def test_paraphrase_rows_reuse_the_kept_reply_for_benign_questions_only():
     wordings = [r["messages"][0]["content"] for r in many]
     assert len(wordings) == 20 and 1 < len(set(wordings)) <= len(CP.VARIED_QUESTIONS["capital"])
     assert all("Raizur" in w for w in wordings) and {r["messages"][1]["content"] for r in many} == {GOOD}
-    assert len(P.paraphrase_rows(rows, records, seed=0)) == CP.VARIED_ROUNDS
+    assert len(P.paraphrase_rows(rows, records, seed=0)) == P.PARAPHRASE_ROUNDS
 
 
 def test_equal_weights_ablation_counts_every_violation_once():
