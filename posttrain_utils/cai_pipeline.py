@@ -31,9 +31,10 @@ from . import judgements as J
 HARMFUL_SAMPLES = 4  # SL-CAI samples per harmful training prompt (one per benign prompt)
 JUDGE_HARMFUL_SAMPLES = 4  # sampled replies per held-out harmful request in `judge`
 JUDGE_BENIGN_SAMPLES = 2  # sampled replies per held-out benign question in `judge`
-# RL-CAI pairs per harmful training prompt (one per benign prompt). Six keeps the harmful requests at
-# about a fifth of the prompts beside the benign questions' `cai_prompts.VARIED_ROUNDS` wordings.
-HARMFUL_PAIRS = 6
+# RL-CAI pairs per harmful training prompt (one per benign prompt). Six, at seed 1, left RL-CAI less
+# harmless than SL-CAI (87.5 % against 92.5 %) and refusing more benign questions (5.5 % against
+# 2.7 %); four gave 95 % and 3.2 % (measured for chapter 7)
+HARMFUL_PAIRS = 4
 RESAMPLES = 3  # a sample the reviser cannot fix is drawn again up to this many times
 N_EXAMPLES = 6  # critique -> revision examples kept for the chapter's page
 # varied wordings per benign training question in SL-CAI's paraphrase rows. At seed 1, with two the

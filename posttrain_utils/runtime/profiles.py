@@ -134,9 +134,9 @@ CPU = Profile(
         # issue's prototype recipe, 60 x 16 at 1e-4
         "sl_cai": dict(max_steps=60, per_device_train_batch_size=16, learning_rate=1e-4),
         # chapter 7's RL-CAI: DPO on the AI critic's pairs, the prototype's 8 at 5e-5. 90 steps, not
-        # the prototype's 60: two varied wordings per benign question made the pair file about 1.45x
-        # larger (~1 300 pairs), and at 60 steps RL-CAI no longer refused more harmful requests than
-        # SL-CAI at seed 2 (+0 points; +10 at 90 steps, measured for chapter 7)
+        # the prototype's 60: two varied wordings per benign question made the pair file larger
+        # (~1 000-1 300 pairs), and at 60 steps RL-CAI refused hardly more harmful requests than
+        # SL-CAI at seed 2 (+0 to +2.5 points; +10.5 at 90 steps; measured for chapter 7)
         "rl_cai": dict(max_steps=90, per_device_train_batch_size=8, learning_rate=5e-5),
         # chapter 8's GRPO on one-digit sums (grpo.py): 8 prompts x 8 completions per step, beta 0,
         # as the issue's prototype; see grpo_stages.py for what the steps and step size measured
