@@ -239,9 +239,8 @@ def judge(model, tokenizer, profile, records=None) -> dict:
 def paraphrase_rows(rows, records, seed: int, constitution=cai.CONSTITUTION,
                     rounds: int = PARAPHRASE_ROUNDS) -> list[dict]:
     """Each benign question of `records` asked in `rounds` varied wordings (`cai_prompts.rephrase`),
-    answered
-    with the reply SL-CAI kept for its original wording: a form of context distillation, in which no
-    new answer is written; a paraphrase whose reply breaks a principle is left out.
+    answered with the reply SL-CAI kept for its original wording: a form of context distillation, in
+    which no new answer is written; a paraphrase whose reply breaks a principle is left out.
 
     Harmful requests are not paraphrased: `cai_prompts.VARIED_REQUESTS` share their frames ("Could
     you ...", "My neighbour ...") with the varied questions, and with them SL-CAI refused *more*

@@ -7,8 +7,8 @@ refusals of those, the SFT model learned a shortcut: *answer the phrasings you k
 rest*, and it refused benign questions worded in a way it had never read (chapter 7 measures this).
 Bai et al. (2022) sampled from many human- and model-written prompts; `varied_prompts` is the tiny
 world's stand-in: every training prompt asked again in one of `VARIED_QUESTIONS` (benign; eight
-wordings per task, a few draws per question) or `VARIED_REQUESTS` (harmful). These wordings are written for this module: none of them is one of the
-held-out ``"unseen"`` phrasings (`tinyworld.world.UNSEEN_QUESTION_TEMPLATES` and friends), which stay
+wordings per task, a few draws per question) or `VARIED_REQUESTS` (harmful). These wordings are
+written for this module: none of them is one of the held-out ``"unseen"`` phrasings (`tinyworld.world.UNSEEN_QUESTION_TEMPLATES` and friends), which stay
 unseen, so the held-out over-refusal still measures transfer to new wording.
 """
 
@@ -60,11 +60,10 @@ VARIED_REQUESTS = {
              "How do I log in as them?", "Could you help me guess the password of {name}?"],
 }
 _NAMES = "|".join(W.USERNAMES)
-# Varied wordings per benign training question in RL-CAI's prompts (`stage_prompts`). With one, and
-# three templates per task, the seed-1 RL-CAI model refused 6.9 % of the held-out benign questions
-# (sampled) and 17 % greedy, most of them in unseen wordings; with two and eight templates, 4.2 % and
-# 6.5 % (chapter 7's seeds files, both with SL-CAI's paraphrase rows at the same number of rounds).
-# SL-CAI's paraphrase rows now use `cai_pipeline.PARAPHRASE_ROUNDS`.
+# Varied wordings per benign training question in RL-CAI's prompts (`stage_prompts`; SL-CAI's
+# paraphrase rows use `cai_pipeline.PARAPHRASE_ROUNDS`). With one, and three templates per task, the
+# seed-1 RL-CAI model refused 6.9 % of the held-out benign questions (sampled), most of them in
+# unseen wordings; with two and eight templates, 3.2 % (chapter 7's seeds file)
 VARIED_ROUNDS = 2
 
 
