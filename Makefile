@@ -23,6 +23,8 @@
 #                 print a table and write NOTEBOOK.grade.json (posttrain_utils.teaching.grade)
 #   make clean    remove _build and _stage
 #   make bench-ppo  time our PPO against TRL 1.12's PPOTrainer (.venv-bench) -> benchmarks/results
+#   make gpu-dry-run  every gpu-profile stage at SmolLM2-135M's size (random weights), one step
+#                 each, on the CPU: wall time and peak memory -> benchmarks/results/gpu_dry_run.json
 #
 # Knobs (make VAR=value): PYTHON, VENV, TORCH (empty: keep the installed torch, e.g. on a GPU
 # machine), JOBS (parallel notebooks / test workers), NB_TIMEOUT (seconds per cell),
@@ -77,7 +79,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
 .PHONY: help test book env unit pairs stage execute site sync world seeds pipeline student student-book \
-  grade clean bench-ppo
+  grade clean bench-ppo gpu-dry-run
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -211,3 +213,9 @@ $(BENCH_STAMP): benchmarks/requirements-trl112.txt
 
 bench-ppo: env $(BENCH_STAMP)
 	"$(BIN)/python" benchmarks/bench_ppo.py --trl-python "$(abspath $(BENCH_VENV))/bin/python"
+
+# The gpu profile's stages at SmolLM2-135M's real size and batch shapes, random weights, one step
+# each, in fp32 on the CPU (scripts/gpu_dry_run.py): a stand-in for the GPU run of issue 7. Not part
+# of `make test`.
+gpu-dry-run: env
+	"$(BIN)/python" scripts/gpu_dry_run.py --threads $(JOBS)

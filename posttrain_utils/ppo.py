@@ -242,6 +242,10 @@ class PPOConfig:
         max_new_tokens: the longest response.
         missing_eos_penalty: subtracted from the normalised score of a response that never ends.
         max_grad_norm: gradient-norm clipping, per model.
+        micro_batch_size: rollouts per forward and backward pass, for memory only (the gpu
+            profile's SmolLM2 needs it on a 16 GB GPU): each minibatch's gradient is summed over
+            micro-batches weighted by their share of its tokens, the same loss up to float
+            rounding. ``None``: a whole minibatch (and all rollouts when scoring them) at once.
         seed: seeds sampling, prompt order and minibatches (a stage passes the profile's seed).
     """
 
@@ -261,6 +265,7 @@ class PPOConfig:
     max_new_tokens: int = 48
     missing_eos_penalty: float = 1.0
     max_grad_norm: float = 1.0
+    micro_batch_size: int | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -272,6 +277,9 @@ class PPOConfig:
                 if getattr(self, name) < 0]
         bad += [f"{name}={getattr(self, name)}" for name in ("gamma", "lam")
                 if not 0 <= getattr(self, name) <= 1]
+        micro = self.micro_batch_size
+        if micro is not None and not (isinstance(micro, int) and micro > 0):
+            bad.append(f"micro_batch_size={micro}")
         if bad:
             raise ValueError(f"invalid PPOConfig values: {', '.join(bad)}")
         if self.kl_estimator not in KL_ESTIMATORS:

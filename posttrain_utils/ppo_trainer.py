@@ -11,6 +11,8 @@ Introduced in chapter 5 ("RLHF with PPO"), on top of the formulas in `ppo`. One 
    GAE advantages (whitened over the batch) and returns;
 4. `num_ppo_epochs` passes over `num_mini_batches` shuffled minibatches: clipped policy loss plus
    `vf_coef` times the clipped value loss, gradient norms clipped, one AdamW step per model.
+   With `micro_batch_size` set, steps 3 and 4 run that many rollouts per pass and each minibatch's
+   gradient is accumulated over its micro-batches (memory only: the same update up to rounding).
 
 Policy and value model stay in eval mode throughout, so dropout is off (gradients flow regardless).
 
@@ -228,11 +230,17 @@ class PPOTrainer:
         query_responses, attention_mask = sampled["query_responses"], sampled["attention_mask"]
         context_length, mask, ended = sampled["context_length"], sampled["mask"], sampled["ended"]
         replies = sampled["replies"]
-        logp, logits = response_logprobs(self.policy, query_responses, attention_mask, context_length,
-                                         cfg.temperature)
-        ref_logp, _ = response_logprobs(self.ref_policy, query_responses, attention_mask, context_length,
-                                        cfg.temperature)
-        values = self.value_model(query_responses, attention_mask)[:, context_length - 1:-1]
+        parts = {"logp": [], "ref_logp": [], "values": [], "entropy": []}
+        for rows in self._micro_batches(len(prompts)):  # all at once unless micro_batch_size is set
+            ids, attention = query_responses[rows], attention_mask[rows]
+            logp, logits = response_logprobs(self.policy, ids, attention, context_length, cfg.temperature)
+            parts["logp"].append(logp)
+            parts["entropy"].append(entropy_from_logits(logits))
+            del logits
+            parts["ref_logp"].append(response_logprobs(self.ref_policy, ids, attention, context_length,
+                                                       cfg.temperature)[0])
+            parts["values"].append(self.value_model(ids, attention)[:, context_length - 1:-1])
+        logp, ref_logp, values, entropy = (torch.cat(parts[key]) for key in parts)
 
         # 2. score: the reward function on the decoded replies, normalised, minus the missing-EOS penalty
         raw = [float(s) for s in self.reward_fn(prompts, replies)]
@@ -250,7 +258,7 @@ class PPOTrainer:
         kl_k1 = torch.where(mask.bool(), logp - ref_logp, 0)  # logged: k1, summed over each response
         stats = {"reward_raw": raw.mean().item(), "reward_normalised": scores.mean().item(),
                  "no_eos_fraction": (~ended).float().mean().item(), "kl": kl_k1.sum(1).mean().item(),
-                 "entropy": masked_mean(entropy_from_logits(logits), mask).item(),
+                 "entropy": masked_mean(entropy, mask).item(),
                  "response_length": mask.sum(1).float().mean().item()}
         if self.metrics_fn is not None:
             extra = self.metrics_fn(prompts, replies, ended.tolist())
@@ -263,6 +271,11 @@ class PPOTrainer:
                 "advantages": whiten(advantages, mask), "returns": returns, "replies": replies,
                 "stats": stats}
 
+    def _micro_batches(self, n: int) -> list[slice]:
+        """Row slices of at most `micro_batch_size` of `n` rows (one slice of all when it is None)."""
+        size = self.config.micro_batch_size or n
+        return [slice(start, start + size) for start in range(0, n, size)]
+
     def optimise(self, batch: dict) -> dict:
         """`num_ppo_epochs` passes of shuffled minibatches over one batch; returns the mean losses."""
         cfg, ctx, n = self.config, batch["context_length"], batch["mask"].shape[0]
@@ -270,26 +283,33 @@ class PPOTrainer:
         for _ in range(cfg.num_ppo_epochs):
             order = torch.randperm(n, generator=self.generator).to(self.device)
             for start in range(0, n, size):
-                i = order[start:start + size]
-                ids, attention = batch["query_responses"][i], batch["attention_mask"][i]
-                mask = batch["mask"][i]
-                logp, _ = response_logprobs(self.policy, ids, attention, ctx, cfg.temperature)
-                values = self.value_model(ids, attention)[:, ctx - 1:-1]
-                pg_loss, clip_fraction, approx_kl = clipped_policy_loss(
-                    logp, batch["logp"][i], batch["advantages"][i], cfg.cliprange, mask)
-                vf_loss, vf_clip_fraction = clipped_value_loss(
-                    values, batch["values"][i], batch["returns"][i], cfg.cliprange_value, mask)
+                minibatch = order[start:start + size]
                 self.policy_optimizer.zero_grad()
                 self.value_optimizer.zero_grad()
-                (pg_loss + cfg.vf_coef * vf_loss).backward()
+                micro = self._micro_batches(len(minibatch))
+                tokens = batch["mask"][minibatch].sum()
+                for rows in micro:  # one pass over the whole minibatch unless micro_batch_size is set
+                    i = minibatch[rows]
+                    ids, attention = batch["query_responses"][i], batch["attention_mask"][i]
+                    mask = batch["mask"][i]
+                    logp, _ = response_logprobs(self.policy, ids, attention, ctx, cfg.temperature)
+                    values = self.value_model(ids, attention)[:, ctx - 1:-1]
+                    pg_loss, clip_fraction, approx_kl = clipped_policy_loss(
+                        logp, batch["logp"][i], batch["advantages"][i], cfg.cliprange, mask)
+                    vf_loss, vf_clip_fraction = clipped_value_loss(
+                        values, batch["values"][i], batch["returns"][i], cfg.cliprange_value, mask)
+                    # token-weighted, so the micro-batches' masked means add up to the minibatch's
+                    share = 1.0 if len(micro) == 1 else (mask.sum() / tokens).item()
+                    loss = pg_loss + cfg.vf_coef * vf_loss
+                    (loss if len(micro) == 1 else loss * share).backward()
+                    for key, value in (("policy_loss", pg_loss), ("clip_fraction", clip_fraction),
+                                       ("approx_kl", approx_kl), ("value_loss", vf_loss),
+                                       ("value_clip_fraction", vf_clip_fraction)):
+                        sums[key] += value.item() * share
                 nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
                 nn.utils.clip_grad_norm_(self.value_model.parameters(), cfg.max_grad_norm)
                 self.policy_optimizer.step()
                 self.value_optimizer.step()
-                for key, value in (("policy_loss", pg_loss), ("clip_fraction", clip_fraction),
-                                   ("approx_kl", approx_kl), ("value_loss", vf_loss),
-                                   ("value_clip_fraction", vf_clip_fraction)):
-                    sums[key] += value.item()
                 count += 1
         return {key: total / count for key, total in sums.items()}
 

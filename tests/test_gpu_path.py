@@ -41,7 +41,8 @@ TINY_BUDGETS = {
     "peft_sweep": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=5e-3),
     "reward": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3),
     "ppo": dict(iterations=1, rollouts_per_iteration=4, num_mini_batches=2, num_ppo_epochs=1,
-                max_new_tokens=8, learning_rate=1e-5, value_learning_rate=1e-5, kl_coef=0.05),
+                max_new_tokens=8, learning_rate=1e-5, value_learning_rate=1e-5, kl_coef=0.05,
+                micro_batch_size=1),  # as profiles.GPU's ppo budget: passes smaller than a minibatch
     "dpo": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-4, beta=0.1),
     "orpo": dict(learning_rate=1e-3),
     "sl_cai": dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3),
@@ -336,6 +337,7 @@ def test_ppo_stage(smol, sft_stage, reward_stage, tmp_path):
     policy, tokenizer = ppo.train(profile, tmp_path, sft_stage[0], reward_stage[0])
     log = json.loads((tmp_path / "log_history.json").read_text())
     assert len(log["history"]) == profile.budget("ppo")["iterations"]
+    assert log["config"]["micro_batch_size"] == 1 and profiles.GPU.budget("ppo")["micro_batch_size"] == 8
     row = log["history"][0]
     assert all(math.isfinite(row[k]) for k in ("reward_raw", "kl", "no_eos_fraction"))
     assert tokenizer.eos_token == IM_END and sum(p.numel() for p in policy.parameters()) > 0

@@ -338,6 +338,25 @@ def test_trainer_is_deterministic_given_the_seed():
     assert _without_seconds(make_trainer(seed=1).train(2)) != first
 
 
+def test_micro_batches_give_the_same_iteration_up_to_rounding():
+    """`micro_batch_size` only splits the passes: same rollouts, stats, losses and updated weights."""
+    whole, split = make_trainer(), make_trainer(micro_batch_size=3)  # 8 rollouts, minibatches of 4
+    assert split._micro_batches(4) == [slice(0, 3), slice(3, 6)] and len(whole._micro_batches(8)) == 1
+    first, second = whole.train(1)[0], split.train(1)[0]
+    for key in set(LOG_KEYS) - {"iteration", "seconds"}:
+        assert second[key] == pytest.approx(first[key], rel=1e-4, abs=1e-6), key
+    # one minibatch, no clipping: the gradients left after the step are the whole batch's
+    one = dict(num_ppo_epochs=1, num_mini_batches=1, max_grad_norm=1e9)
+    whole, split = make_trainer(**one), make_trainer(micro_batch_size=3, **one)
+    whole.train(1), split.train(1)
+    for ours, theirs in ((whole.policy, split.policy), (whole.value_model, split.value_model)):
+        grads = [(p.grad, q.grad) for p, q in zip(ours.parameters(), theirs.parameters())
+                 if p.grad is not None]
+        assert grads and all(torch.allclose(g, h, rtol=1e-4, atol=1e-7) for g, h in grads)
+    with pytest.raises(ValueError, match="micro_batch_size"):
+        PPOConfig(micro_batch_size=0)
+
+
 def test_trainer_validates_its_inputs():
     trainer = make_trainer()
     with pytest.raises(ValueError, match="separate"):

@@ -168,9 +168,11 @@ GPU = Profile(
         "peft_sweep": dict(max_steps=150, per_device_train_batch_size=16, learning_rate=2e-4),
         # unmeasured (no GPU run yet): a common full-fine-tune RM setting for a ~100 M model
         "reward": dict(max_steps=100, per_device_train_batch_size=16, learning_rate=1e-5),
-        # unmeasured (no GPU run yet)
+        # unmeasured (no GPU run yet). micro_batch_size 8: with whole minibatches of 32 one iteration
+        # peaked at 19.3 GB in fp32 (scripts/gpu_dry_run.py, SmolLM2-135M's shape on the CPU), more
+        # than a 16 GB T4 holds; the micro-batches change the memory, not the update
         "ppo": dict(iterations=40, rollouts_per_iteration=64, max_new_tokens=64, learning_rate=1e-5,
-                    value_learning_rate=1e-5, kl_coef=0.05),
+                    value_learning_rate=1e-5, kl_coef=0.05, micro_batch_size=8),
         "ppo_hack": dict(iterations=40, rollouts_per_iteration=64, num_mini_batches=2, learning_rate=5e-5),
         "rloo": dict(max_steps=40, per_device_train_batch_size=32, num_generations=4, learning_rate=1e-6),
         # unmeasured (no GPU run yet): a common DPO setting for a ~100 M model
