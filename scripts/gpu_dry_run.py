@@ -5,20 +5,21 @@ no GPU is lent, this is the nearest measurement that can be made: a *random* mod
 SmolLM2-135M's exact shape (30 layers, width 576, 9 query heads sharing 3 key/value heads, a
 49 152-token vocabulary, tied embeddings: 134.5 M parameters) and the tests' ChatML tokenizer
 (``tests/smol_like.py``) go through every trainer of the ``gpu`` profile's stage graph, with the
-``gpu`` profile's batch shapes (batch sizes, ``max_length`` 256, 64 new tokens, rollouts and
-groups per step) but one optimizer step per stage (PPO: one iteration of one epoch; world-base:
-2 000 documents; chapter 6's judging: 8 held-out prompts), in fp32 on the CPU. Each stage runs in a
+``gpu`` profile's batch shapes (batch sizes, ``max_length`` 256, 64 new tokens, rollouts and groups
+per step) but one optimizer step per stage (PPO: one iteration of one epoch; world-base: 2 000
+documents; chapter 6's judging: 8 held-out prompts), in fp32 on the CPU. Each stage runs in a
 process of its own, its upstream stages already cached, and the script records its wall time and
 peak resident memory. Stages that repeat a measured trainer at the same batch size and
-``max_length`` (`SAME_AS`) are left out: their data generation and judging, of fixed size, would take hours here.
+``max_length`` (`SAME_AS`) are left out: their data generation and judging, of fixed size, would
+take hours here.
 
-What it shows: every trainer runs at the real model's size and batch shapes, and how much
-memory each needs in fp32. On a GPU the Trainer-based stages run under fp16/bf16 autocast (fp32
-weights and optimizer state, half-precision activations), so they need less; the course's own PPO
-runs in fp32 there as here. A GPU adds its CUDA context and the allocator's slack, and the figures
-here include about 1 GB of Python and libraries (``rss_before_gb``). What it does not show: GPU time, or whether the
-``gpu`` budgets teach the lessons (the weights are random). Not part of ``make test`` (25 minutes
-on 2 cores): ``make gpu-dry-run`` writes ``benchmarks/results/gpu_dry_run.json``.
+What it shows: every trainer runs at the real model's size and batch shapes, and how much memory
+each needs in fp32. On a GPU the Trainer-based stages run under fp16/bf16 autocast (fp32 weights
+and optimizer state, half-precision activations), so they need less; the course's own PPO runs in
+fp32 there as here. A GPU adds its CUDA context and the allocator's slack, and the figures here
+include about 1 GB of Python and libraries (``rss_before_gb``). What it does not show: GPU time, or
+whether the ``gpu`` budgets teach the lessons (the weights are random). Not part of ``make test``
+(25 minutes on 2 cores): ``make gpu-dry-run`` writes ``benchmarks/results/gpu_dry_run.json``.
 """
 
 from __future__ import annotations
