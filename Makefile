@@ -16,7 +16,7 @@
 #   make world    regenerate the tiny base model and the shipped datasets
 #   make seeds CHAPTER=03   run a chapter at seeds 0, 1, 2 -> chapters/seeds/03_*.json
 #   make pipeline SEED=1    train every stage not cached yet (upstream first), then score the report
-#                 card -> reports/report_card.md and .png (python -m posttrain_utils.pipeline)
+#                 card -> reports/report_card.md and .png (python -m posttrain_utils.runtime.pipeline)
 #   make student  write the student edition (solutions removed) -> student/chapters/*.ipynb
 #   make student-book   build that edition as its own website -> student/_build/html
 #   make grade NOTEBOOK=path   execute a student's notebook, run every exercise checker on its answers,
@@ -46,7 +46,7 @@ STAGE := _stage
 SHARED_STAGES ?= sft reward
 # trained after SHARED_STAGES: one process per group, the groups side by side (each process is
 # single-threaded); a group's stages (comma-separated) train one after another in its process
-PARALLEL_STAGES ?= sl-cai,ppo,dpo,rl-cai,grpo,sft-filtered,dpo-family \
+PARALLEL_STAGES ?= sl-cai,ppo,dpo,rl-cai,grpo,sft-filtered \
   ppo-hack,dpo-sweep,cai-ablations,grpo-variants,lora,qlora,sft-contaminated,reward
 # after its stages, each process scores their rows of chapter 9's report card (report_card.main;
 # "reward" there means the best-of-n row), so that the chapter only reads the cache
@@ -135,10 +135,10 @@ execute: env stage
 	@ls "$(STAGE)"/chapters/*.ipynb >/dev/null 2>&1 || { \
 	  echo "error: no chapter notebooks in chapters/ (pair each .md with 'make sync')" >&2; exit 1; }
 	"$(BIN)/python" -m posttrain_utils.runtime.checkpoints $(SHARED_STAGES)
-	"$(BIN)/python" -m posttrain_utils.report_card base sft
+	"$(BIN)/python" -m posttrain_utils.evaluation.report_card base sft
 	for group in $(PARALLEL_STAGES); do \
 	  { "$(BIN)/python" -m posttrain_utils.runtime.checkpoints $${group//,/ } && \
-	    "$(BIN)/python" -m posttrain_utils.report_card $${group//,/ }; } & \
+	    "$(BIN)/python" -m posttrain_utils.evaluation.report_card $${group//,/ }; } & \
 	done; for job in $$(jobs -p); do wait $$job; done
 	cd "$(STAGE)" && \
 	  "$(BIN)/python" -m pytest -c /dev/null --rootdir=. -p no:cacheprovider \
@@ -175,7 +175,7 @@ seeds: env
 # The whole course as one command: every stage of the stage graph in dependency order (cached ones
 # are skipped), then the report card (chapter 9) -> reports/report_card.md and .png.
 pipeline: env
-	"$(BIN)/python" -m posttrain_utils.pipeline --profile "$(POSTTRAIN_PROFILE)" --seed "$(SEED)"
+	"$(BIN)/python" -m posttrain_utils.runtime.pipeline --profile "$(POSTTRAIN_PROFILE)" --seed "$(SEED)"
 
 ## The teaching kit (chapters/instructors.md) ################################################
 

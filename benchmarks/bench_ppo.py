@@ -46,7 +46,7 @@ def _activate():
 def prepare(workdir: Path, n_prompts: int) -> dict:
     """Save the policy, the reward/value model, the prompts and the settings both sides read."""
     from posttrain_utils.data import load_records
-    from posttrain_utils.models import load_model, load_reward_model
+    from posttrain_utils.runtime.models import load_model, load_reward_model
     from posttrain_utils.ppo import PPOConfig
     from posttrain_utils.runtime import checkpoints
 
@@ -69,7 +69,7 @@ def prepare(workdir: Path, n_prompts: int) -> dict:
 
 
 def run_ours(workdir: Path, iterations: int) -> dict:
-    """Our side: `posttrain_utils.ppo_trainer.PPOTrainer`, as the ``ppo`` stage builds it."""
+    """Our side: `posttrain_utils.ppo.trainer.PPOTrainer`, as the ``ppo`` stage builds it."""
     import copy
 
     profile = _activate()
@@ -77,9 +77,9 @@ def run_ours(workdir: Path, iterations: int) -> dict:
     import transformers
     import trl
 
-    from posttrain_utils.models import load_model, load_reward_model
+    from posttrain_utils.runtime.models import load_model, load_reward_model
     from posttrain_utils.ppo import PPOConfig
-    from posttrain_utils.ppo_trainer import PPOTrainer
+    from posttrain_utils.ppo.trainer import PPOTrainer
     from posttrain_utils.reward import score
 
     settings = json.loads((workdir / "settings.json").read_text())

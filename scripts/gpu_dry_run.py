@@ -47,7 +47,7 @@ STAGES = ("world-base", "sft", "sft-filtered", "lora", "qlora", "reward", "ppo",
           "grpo")
 # the stages left out: the same trainers at the same batch shapes as a stage above, around data
 # generation or judging of fixed size that would take hours at this size on a CPU
-SAME_AS = {"dpo-sweep": "dpo", "dpo-family": "dpo", "sl-cai": "sft", "rl-cai": "dpo",
+SAME_AS = {"dpo-sweep": "dpo", "sl-cai": "sft", "rl-cai": "dpo",
            "cai-ablations": "sft, dpo", "grpo-variants": "grpo", "sft-contaminated": "sft"}
 # chapter 6's judging reads this many held-out prompts (dpo_family.N_HELDOUT, 300) seven times
 DRY_HELDOUT = 8
@@ -111,7 +111,7 @@ def run_stage(name: str, workdir: Path, threads: int) -> dict:
 
         netguard.forbid_network()
     profiles.seed_everything(0)
-    from posttrain_utils import dpo_family
+    from posttrain_utils.dpo import family as dpo_family
 
     dpo_family.N_HELDOUT = DRY_HELDOUT  # judging is not what is measured here
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

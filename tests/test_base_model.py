@@ -7,7 +7,7 @@ import pytest
 from posttrain_utils import evaluation
 from posttrain_utils.runtime import profiles
 from posttrain_utils.data import load_records
-from posttrain_utils.models import load_model
+from posttrain_utils.runtime.models import load_model
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import random
 import pytest
 
 from posttrain_utils import cai
-from posttrain_utils.formats import validate_records
-from posttrain_utils.judgements import is_refusal
+from posttrain_utils.data.formats import validate_records
+from posttrain_utils.evaluation.judgements import is_refusal
 from posttrain_utils.runtime.paths import DATA_DIR
 from posttrain_utils.tinyworld import world as W
 

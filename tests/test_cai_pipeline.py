@@ -7,11 +7,13 @@ import re
 
 import pytest
 
-from posttrain_utils import cai, cai_pipeline as P, cai_prompts as CP, models
-from posttrain_utils.formats import DataFormatError
-from posttrain_utils.runtime import checkpoints, paths, profiles
+from posttrain_utils import cai
+from posttrain_utils.cai import constitution, pipeline as P, prompts as CP
+from posttrain_utils.runtime import models
+from posttrain_utils.data.jsonl import DataFormatError
+from posttrain_utils.runtime import checkpoints, paths, profiles, sources
 from posttrain_utils.tinyworld import world as W
-from posttrain_utils.validate import validate_file
+from posttrain_utils.data.validate import validate_file
 
 PROFILE = profiles.CPU
 
@@ -50,7 +52,7 @@ def test_varied_prompts_keep_the_record_and_avoid_every_heldout_wording():
             assert new["kind"] == cai.harm_kind(old)
         else:
             assert new["answer"] == old["answer"]
-            assert cai._subject(new) == cai._subject(old)
+            assert constitution._subject(new) == constitution._subject(old)
 
 
 def test_varied_prompts_follow_the_seed_and_stage_prompts_pick_the_kind():
@@ -163,9 +165,9 @@ def test_cai_stages_chain_and_read_their_budgets():
     assert (sl.train, rl.train, ab.train) == ("train_sl", "train_rl", "train_ablations")
     assert sl.budget == "sl_cai" and rl.budget == ("dpo", "rl_cai")
     for stage in (sl, rl, ab):
-        assert stage.module == "posttrain_utils.cai_stages"
-        assert {"posttrain_utils.cai", "posttrain_utils.cai_pipeline", "posttrain_utils.cai_prompts"} <= set(
-            stage.extra_modules)
+        assert stage.module == "posttrain_utils.cai.stages"
+        assert {"posttrain_utils.cai.constitution", "posttrain_utils.cai.pipeline",
+                "posttrain_utils.cai.prompts"} <= set(sources.closure(stage.module))
     assert checkpoints.fingerprint("sl-cai", PROFILE) != checkpoints.fingerprint("rl-cai", PROFILE)
     changed = profiles.Profile(**{**PROFILE.__dict__, "budgets": {
         **PROFILE.budgets, "rl_cai": dict(PROFILE.budget("rl_cai"), learning_rate=1.0)}})
@@ -191,7 +193,7 @@ def test_paraphrase_rows_reuse_the_kept_reply_for_benign_questions_only():
 
 
 def test_equal_weights_ablation_counts_every_violation_once():
-    from posttrain_utils import cai_stages
+    from posttrain_utils.cai import stages as cai_stages
 
     assert [p.name for p in cai_stages.EQUAL_WEIGHTS] == [p.name for p in cai.CONSTITUTION]
     assert all(p.weight == 1.0 for p in cai_stages.EQUAL_WEIGHTS)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from posttrain_utils import sft
-from posttrain_utils.models import load_model
-from posttrain_utils.runtime import checkpoints, paths, profiles
+from posttrain_utils.runtime.models import load_model
+from posttrain_utils.runtime import checkpoints, graph, paths, profiles
 
 TINY = {"max_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-3}
 
@@ -47,11 +47,11 @@ def test_fingerprint_covers_budget_seed_precision_data_and_upstream(monkeypatch,
     # data: a copy of the data folder with one line changed
     data = tmp_path / "data"
     data.mkdir()
-    for f in checkpoints.DATA_DIR.glob("*.jsonl"):
+    for f in graph.DATA_DIR.glob("*.jsonl"):
         (data / f.name).write_bytes(f.read_bytes())
     lines = (data / "sft_train.jsonl").read_text().splitlines()
     (data / "sft_train.jsonl").write_text("\n".join(lines[1:] + lines[:1]) + "\n")
-    monkeypatch.setattr(checkpoints, "DATA_DIR", data)
+    monkeypatch.setattr(graph, "DATA_DIR", data)
     assert checkpoints.fingerprint("sft", cpu) != base
 
 
@@ -61,10 +61,10 @@ def test_data_change_invalidates_downstream(monkeypatch, tmp_path):
     before = checkpoints.fingerprint("demo", profiles.CPU)
     data = tmp_path / "data"
     data.mkdir()
-    for f in checkpoints.DATA_DIR.glob("*.jsonl"):
+    for f in graph.DATA_DIR.glob("*.jsonl"):
         (data / f.name).write_bytes(f.read_bytes())
     (data / "sft_heldout.jsonl").write_text((data / "sft_heldout.jsonl").read_text().replace("a", "b", 1))
-    monkeypatch.setattr(checkpoints, "DATA_DIR", data)
+    monkeypatch.setattr(graph, "DATA_DIR", data)
     assert checkpoints.fingerprint("demo", profiles.CPU) != before
 
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import pytest
 
-from posttrain_utils import contamination, judgements
+from posttrain_utils.evaluation import contamination, judgements
 from posttrain_utils.data import load_records
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from posttrain_utils import convert, data, fields, formats, source_formats
-from posttrain_utils.jsonl import DataFormatError, iter_jsonl, read_jsonl, write_jsonl
+from posttrain_utils.data import convert, fields, formats, source_formats, validate
+from posttrain_utils import data
+from posttrain_utils.data.jsonl import DataFormatError, iter_jsonl, read_jsonl, write_jsonl
 from posttrain_utils.runtime.paths import DATA_DIR
 
 CHAT = {"messages": [{"role": "user", "content": "What is 2 plus 2?"},
@@ -82,7 +83,7 @@ def test_bad_file_is_located(case, content, line, field, says, tmp_path):
     """Reading, validating and converting the file all raise the same located error."""
     path = write(tmp_path / "bad.jsonl", content)
     expect_error(lambda: read_jsonl(path), path, line, field, says)
-    expect_error(lambda: formats.validate_file(path, "messages"), path, line, field, says)
+    expect_error(lambda: validate.validate_file(path, "messages"), path, line, field, says)
     expect_error(lambda: convert.convert_file(path, "messages", tmp_path / "out.jsonl", "prompt_completion"),
                  path, line, field, says)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]  # no output, no temporary file
@@ -91,7 +92,7 @@ def test_bad_file_is_located(case, content, line, field, says, tmp_path):
 def test_missing_file_and_folder(tmp_path):
     missing = tmp_path / "nope.jsonl"
     expect_error(lambda: read_jsonl(missing), missing, None, None, "no such file")
-    expect_error(lambda: formats.validate_file(tmp_path), tmp_path, None, None, "is a folder")
+    expect_error(lambda: validate.validate_file(tmp_path), tmp_path, None, None, "is a folder")
     expect_error(lambda: data.load_records("sft_train", data_dir=tmp_path), tmp_path / "sft_train.jsonl",
                  None)
     source = write(tmp_path / "chats.jsonl", GOOD + "\n")
@@ -106,7 +107,7 @@ def test_lone_surrogate_is_refused_at_validation(tmp_path):
                         {"role": "assistant", "content": "Hello"}]}
     path = write(tmp_path / "chats.jsonl", f"{GOOD}\n\n{json.dumps(bad)}\n")  # json.dumps writes \\ud800
     assert "\\ud800" in path.read_text()
-    expect_error(lambda: formats.validate_file(path), path, 3, "messages[0].content",
+    expect_error(lambda: validate.validate_file(path), path, 3, "messages[0].content",
                  "lone surrogate \\ud800")
     expect_error(lambda: convert.convert_file(path, "messages", tmp_path / "pc.jsonl", "prompt_completion"),
                  path, 3, "messages[0].content", "lone surrogate")
@@ -117,7 +118,7 @@ def test_lone_surrogate_is_refused_at_validation(tmp_path):
 
 def test_lone_surrogate_in_a_key_gives_a_printable_message(tmp_path):
     path = write(tmp_path / "prompts.jsonl", '{"prompt": "Hi", "note\\udc00": 1}\n')
-    err = expect_error(lambda: formats.validate_file(path, "prompt_only"), path, 1, "note\\udc00",
+    err = expect_error(lambda: validate.validate_file(path, "prompt_only"), path, 1, "note\\udc00",
                        "of the key")
     str(err).encode("utf-8")  # printable: the surrogate is escaped in the message and the field
 
@@ -125,14 +126,14 @@ def test_lone_surrogate_in_a_key_gives_a_printable_message(tmp_path):
 def test_valid_surrogate_pair_is_accepted(tmp_path):
     path = write(tmp_path / "emoji.jsonl", '{"text": "Well done \\ud83d\\ude00"}\n')
     assert read_jsonl(path) == [{"text": "Well done \U0001F600"}]
-    assert formats.validate_file(path).records == 1
+    assert validate.validate_file(path).records == 1
 
 
 def test_nesting_deeper_than_the_limit_names_the_top_field(tmp_path):
     deep = "[" * (fields.MAX_DEPTH + 5) + "]" * (fields.MAX_DEPTH + 5)
     text = f'{{"prompt": "q", "answer": "a"}}\n{{"prompt": "q", "answer": {deep}}}\n'
     path = write(tmp_path / "prompts.jsonl", text)
-    expect_error(lambda: formats.validate_file(path, "prompt_only"), path, 2, "answer",
+    expect_error(lambda: validate.validate_file(path, "prompt_only"), path, 2, "answer",
                  "nested more than 100")
     ok = "[" * (fields.MAX_DEPTH - 1) + "]" * (fields.MAX_DEPTH - 1)  # 99 lists under a field: depth 100
     assert formats.validate_record({"prompt": "q", "answer": json.loads(ok)}, "prompt_only")
@@ -148,19 +149,19 @@ def test_empty_and_blank_only_files(tmp_path):
     for name, content in (("empty.jsonl", ""), ("blank.jsonl", "\n  \n\t\n")):
         path = write(tmp_path / name, content)
         assert read_jsonl(path) == []
-        expect_error(lambda: formats.validate_file(path), path, None, None, "no records")
+        expect_error(lambda: validate.validate_file(path), path, None, None, "no records")
 
 
 def test_unguessable_format_names_the_line(tmp_path):
     path = write(tmp_path / "odd.jsonl", '\n{"question_text": "q", "reply": "a"}\n')
-    expect_error(lambda: formats.validate_file(path), path, 2, None, "cannot guess the format")
+    expect_error(lambda: validate.validate_file(path), path, 2, None, "cannot guess the format")
 
 
 def test_guessed_format_is_said_in_the_error(tmp_path):
     path = write(tmp_path / "chats.jsonl", f"{GOOD}\n{NOT_ENDING_WITH_ASSISTANT}\n")
-    expect_error(lambda: formats.validate_file(path), path, 2, "messages[0].role",
+    expect_error(lambda: validate.validate_file(path), path, 2, "messages[0].role",
                  "(format 'messages', guessed from the first record's keys)")
-    expect_error(lambda: formats.validate_file(path, "messages"), path, 2, "messages[0].role",
+    expect_error(lambda: validate.validate_file(path, "messages"), path, 2, "messages[0].role",
                  "(format 'messages')")
 
 
@@ -169,18 +170,18 @@ def test_bom_and_blank_lines_keep_physical_line_numbers(tmp_path):
     lines = ["\ufeff" + GOOD, "", "   ", "\t", GOOD, " \t ", NOT_ENDING_WITH_ASSISTANT, "", "", ""]
     path = write(tmp_path / "chats.jsonl", "\n".join(lines) + "\n")
     assert [n for n, _ in iter_jsonl(path)] == [1, 5, 7]
-    expect_error(lambda: formats.validate_file(path, "messages"), path, 7, "messages[0].role",
+    expect_error(lambda: validate.validate_file(path, "messages"), path, 7, "messages[0].role",
                  "ends with a user turn")
     fixed = write(tmp_path / "fixed.jsonl", "\n".join(lines[:6] + ["", "", ""]) + "\n")  # trailing blanks
     assert read_jsonl(fixed) == [CHAT, CHAT]
-    assert formats.validate_file(fixed) == (str(fixed), "messages", 2, True)
+    assert validate.validate_file(fixed) == (str(fixed), "messages", 2, True)
 
 
 @pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
 def test_line_ends_count_like_an_editor(end, tmp_path):
     path = write(tmp_path / "chats.jsonl", end.join([GOOD, "", GOOD, NOT_ENDING_WITH_ASSISTANT]) + end)
     assert [n for n, _ in iter_jsonl(path)] == [1, 3, 4]
-    expect_error(lambda: formats.validate_file(path, "messages"), path, 4, "messages[0].role")
+    expect_error(lambda: validate.validate_file(path, "messages"), path, 4, "messages[0].role")
 
 
 def test_shipped_file_with_bom_and_blank_lines_loads_the_same_records(tmp_path):
@@ -244,7 +245,7 @@ def test_validate_records_refuses_what_is_not_records():
 
 # ----- the command line ---------------------------------------------------------------------
 def test_command_line_verdicts(tmp_path, capsys):
-    from posttrain_utils.validate import main
+    from posttrain_utils.data.validate import main
 
     good = write(tmp_path / "good.jsonl", f"\ufeff{GOOD}\n\n{GOOD}\n")
     bad = write(tmp_path / "bad.jsonl", f"{GOOD}\n\n{NOT_ENDING_WITH_ASSISTANT}\n")
@@ -259,7 +260,7 @@ def test_command_line_verdicts(tmp_path, capsys):
 def test_python_dash_m_formats_exits_1_without_traceback(tmp_path):
     bad = write(tmp_path / "bad.jsonl", '{"text": "caf'.encode() + b"\xe9" + b'"}\n')
     env = {**os.environ, "PYTHONWARNINGS": "error::RuntimeWarning"}
-    run = subprocess.run([sys.executable, "-m", "posttrain_utils.formats", str(bad)], capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "posttrain_utils.data.validate", str(bad)], capture_output=True,
                          text=True, env=env, timeout=120)
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert run.stderr.startswith(f"INVALID: {bad}, line 1: not UTF-8") and run.stdout == ""

@@ -3,7 +3,7 @@ equals one process with the same global batch, and the accelerate configs in con
 are accepted by accelerate 1.15's own config loader and launch-argument validation.
 
 The DDP test starts real processes: ``torchrun`` (``torch.distributed.run``) with 2 workers on
-gloo, against a plain single process, both through ``python -m posttrain_utils.train``.
+gloo, against a plain single process, both through ``python -m posttrain_utils.scaling.train``.
 """
 
 import json
@@ -39,7 +39,7 @@ def _free_port() -> int:
 
 
 def _start(out: Path, batch: int, nproc: int = 1) -> subprocess.Popen:
-    args = ["-m", "posttrain_utils.train", "sft", "--profile", "cpu", "--seed", "0",
+    args = ["-m", "posttrain_utils.scaling.train", "sft", "--profile", "cpu", "--seed", "0",
             "--max-steps", str(STEPS), "--per-device-batch-size", str(batch),
             "--max-length", str(MAX_LENGTH), "--output-dir", str(out)]
     launcher = ([] if nproc == 1 else

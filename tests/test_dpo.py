@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from posttrain_utils import dpo, models, reward
+from posttrain_utils import dpo, reward
+from posttrain_utils.runtime import models
 from posttrain_utils.runtime import paths, profiles
 
 LOG2 = math.log(2.0)

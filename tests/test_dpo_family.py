@@ -7,8 +7,10 @@ import json
 import pytest
 import torch
 
-from posttrain_utils import data, dpo, dpo_family, dpo_sweep, models, reward
-from posttrain_utils.runtime import checkpoints, paths, profiles
+from posttrain_utils import data, dpo, reward
+from posttrain_utils.dpo import family as dpo_family, sweep as dpo_sweep
+from posttrain_utils.runtime import models
+from posttrain_utils.runtime import checkpoints, paths, profiles, results, sources
 
 PROFILE = profiles.CPU
 
@@ -106,17 +108,17 @@ def test_pair_logps_equal_sequence_logps_on_each_pair():
 
 
 def test_results_are_written_atomically_and_missing_ones_are_named(tmp_path):
-    path = dpo_family.write_results(tmp_path / "run", {"DPO": {"row": {"kl": 1.5}}})
-    assert dpo_family.read_results(tmp_path / "run") == {"DPO": {"row": {"kl": 1.5}}}
+    path = results.write_results(tmp_path / "run", {"DPO": {"row": {"kl": 1.5}}})
+    assert results.read_results(tmp_path / "run") == {"DPO": {"row": {"kl": 1.5}}}
     assert not list(path.parent.glob("*.tmp"))
     with pytest.raises(FileNotFoundError, match="train the stage first"):
-        dpo_family.read_results(tmp_path / "nowhere")
+        results.read_results(tmp_path / "nowhere")
 
 
 def test_chapter_6_stages_read_the_dpo_budget_and_their_sources():
     for name in ("dpo", "dpo-sweep"):
         stage = checkpoints.STAGES[name]
         assert "dpo" in stage.budget and "eval_heldout" in stage.data_files
-        assert "posttrain_utils.overoptimization" in stage.extra_modules  # the judge's drift report
+        assert "posttrain_utils.reward.overoptimization" in sources.closure(stage.module)  # the judge's drift report
     assert checkpoints.STAGES["dpo"].upstream == ("base", "sft", "reward")
-    assert "posttrain_utils.dpo_family" in checkpoints.STAGES["dpo-sweep"].extra_modules
+    assert "posttrain_utils.dpo.family" in sources.closure(checkpoints.STAGES["dpo-sweep"].module)

@@ -5,9 +5,10 @@ import re
 
 import pytest
 
-from posttrain_utils import evaluation, judgements
+from posttrain_utils import evaluation
+from posttrain_utils.evaluation import judgements
 from posttrain_utils.data import load_records
-from posttrain_utils.metric_cases import METRIC_CASES, METRICS, MetricCase, metric_case_table
+from posttrain_utils.evaluation.metric_cases import METRIC_CASES, METRICS, MetricCase, metric_case_table
 from posttrain_utils.tinyworld import make_data, world
 
 COUNTRIES = {c.name: c for c in world.make_countries()}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from posttrain_utils import cai, cai_pipeline as P
-from posttrain_utils import judgements as J
+from posttrain_utils import cai
+from posttrain_utils.cai import pipeline as P
+from posttrain_utils.evaluation import judgements as J
 from posttrain_utils.exercises import ch07_cai as ex
 
 def harmless(text, record):  # the reference solution of cai-ex1

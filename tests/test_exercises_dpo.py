@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from posttrain_utils import dpo, models, reward
+from posttrain_utils import dpo, reward
+from posttrain_utils.runtime import models
 from posttrain_utils.exercises import ch06_dpo
 from posttrain_utils.runtime import paths, profiles
 

@@ -9,7 +9,7 @@ import string
 
 import numpy as np
 
-from posttrain_utils import metrics, winrate
+from posttrain_utils.evaluation import metrics, winrate
 from posttrain_utils.exercises import ch09_bootstrap
 from posttrain_utils.exercises import ch09_eval as ex
 

@@ -2,8 +2,8 @@
 
 from posttrain_utils.data import DataFormatError
 from posttrain_utils.exercises import ch01_formats
-from posttrain_utils.formats import validate_record
-from posttrain_utils.models import load_tokenizer
+from posttrain_utils.data.formats import validate_record
+from posttrain_utils.runtime.models import load_tokenizer
 from posttrain_utils.runtime import profiles
 
 

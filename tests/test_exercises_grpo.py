@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from posttrain_utils import grpo
-from posttrain_utils import judgements as J
+from posttrain_utils.evaluation import judgements as J
 from posttrain_utils.exercises import ch08_grpo as ex
 
 NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "

@@ -4,7 +4,7 @@ import pytest
 
 from posttrain_utils.data import load_records
 from posttrain_utils.exercises import ch00_intro
-from posttrain_utils.models import load_model
+from posttrain_utils.runtime.models import load_model
 from posttrain_utils.runtime import profiles
 
 

@@ -46,7 +46,7 @@ def test_overfitting_both_ways(sft_model, tmp_path):
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from posttrain_utils.models import load_model
+    from posttrain_utils.runtime.models import load_model
     from posttrain_utils.sft import sft_config
 
     model, tok = sft_model
@@ -136,7 +136,7 @@ def make_train_loop(loss_fn=None, weight_decay=0.0, zero_grad=True, step=True, c
 
 @pytest.fixture(scope="module")
 def base_and_batches():
-    from posttrain_utils.models import load_model
+    from posttrain_utils.runtime.models import load_model
 
     model, tok = load_model(profile=profiles.CPU)
     return model, small_sft_batches(tok)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from posttrain_utils import convert, data, formats, source_formats
-from posttrain_utils.jsonl import DataFormatError
+from posttrain_utils.data import convert, formats, source_formats
+from posttrain_utils import data
+from posttrain_utils.data.jsonl import DataFormatError
 from posttrain_utils.runtime.paths import DATA_DIR
 
 

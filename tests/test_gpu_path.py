@@ -25,9 +25,15 @@ import math
 import pytest
 import torch
 
-from posttrain_utils import (cai, cai_pipeline, contamination, dpo_family, dpo_family_models, evaluation, grpo,
-                             grpo_stages, grpo_tasks, judges, lora, models, perplexity, ppo, report_card, reward, sft,
-                             sft_variants, winrate)
+from posttrain_utils import cai, evaluation, grpo, lora, ppo, reward, sft
+from posttrain_utils.cai import pipeline as cai_pipeline
+from posttrain_utils.evaluation import contamination, judges, perplexity, report_card, winrate
+from posttrain_utils.evaluation.report_card import rows as rc_rows, scoring as rc_scoring
+from posttrain_utils.dpo import family as dpo_family, stages as dpo_stages
+from posttrain_utils.grpo import stages as grpo_stages, tasks as grpo_tasks
+from posttrain_utils.runtime import models
+from posttrain_utils.lora import adapters
+from posttrain_utils.sft import filtered as sft_variants
 from posttrain_utils.data import load_dataset, load_records
 from posttrain_utils.exercises import ch00_intro, ch01_formats, ch02_sft, ch03_peft
 from posttrain_utils.runtime import checkpoints, profiles
@@ -429,7 +435,7 @@ def test_sft_variants_on_gqa(smol, base, heldout, tmp_path, monkeypatch):
     batch = _chat_batch(tokenizer)
     base_logits = _logits(base_model, batch)
     seen = {"4bit": [], "adapter": []}
-    train_sft, merge = sft_variants._train_sft, sft_variants.merge_adapter
+    train_sft, merge = sft_variants.run_sft, adapters.merge_adapter
 
     def spy_train(model, *args, **kwargs):
         seen["4bit"].append(any(isinstance(m, Linear4bit) for m in model.modules()))
@@ -440,11 +446,13 @@ def test_sft_variants_on_gqa(smol, base, heldout, tmp_path, monkeypatch):
         seen["adapter"].append(_logits(peft_model, batch))
         return merge(peft_model)
 
-    monkeypatch.setattr(sft_variants, "_train_sft", spy_train)
-    monkeypatch.setattr(sft_variants, "merge_adapter", spy_merge)
+    monkeypatch.setattr(sft_variants, "run_sft", spy_train)
+    monkeypatch.setattr(adapters, "run_sft", spy_train)
+    monkeypatch.setattr(adapters, "merge_adapter", spy_merge)
     prompts = [r["prompt"] for r in heldout[:2]]
     for train in ("train_filtered", "train_lora", "train_qlora"):
-        model, tok = getattr(sft_variants, train)(profile, tmp_path / train, folder)
+        module = sft_variants if train == "train_filtered" else adapters
+        model, tok = getattr(module, train)(profile, tmp_path / train, folder)
         assert type(model).__name__ == "LlamaForCausalLM" and tok.eos_token == IM_END
         assert not any("lora_" in name for name, _ in model.named_parameters())
         assert all(p.dtype == torch.float32 for p in model.parameters())  # QLoRA: merged unquantised
@@ -467,7 +475,7 @@ def test_sft_variants_on_gqa(smol, base, heldout, tmp_path, monkeypatch):
         loaded, _ = models.load_model(saved, profile, for_training=False)
         assert (_logits(loaded, batch) - logits).abs().max().item() < 1e-5  # reloads untied
     assert seen["4bit"] == [False, False, True]  # QLoRA's adapter trained on Linear4bit layers
-    assert (tmp_path / "train_qlora" / sft_variants.ADAPTER_DIR / "adapter_config.json").exists()
+    assert (tmp_path / "train_qlora" / adapters.ADAPTER_DIR / "adapter_config.json").exists()
 
 
 def test_contamination_stage_on_gqa(smol, base, sft_stage, tmp_path):
@@ -497,8 +505,8 @@ def test_contamination_stage_on_gqa(smol, base, sft_stage, tmp_path):
     assert all(isinstance(r["text"], str) for r in replies)
 
 
-def test_dpo_family_models_on_gqa(smol, sft_stage, tmp_path, monkeypatch):
-    """The ``dpo-family`` stage (one step per method): five members, each saved under
+def test_dpo_stage_saves_every_method_on_gqa(smol, sft_stage, reward_stage, tmp_path, monkeypatch):
+    """The ``dpo`` stage (one step per method, judging stubbed): every method saved under
     ``<method>/model`` as the model its method trained, and loadable like a stage."""
     folder, profile = smol
     one_step = dataclasses.replace(profile, budgets={**profile.budgets,
@@ -514,9 +522,10 @@ def test_dpo_family_models_on_gqa(smol, sft_stage, tmp_path, monkeypatch):
         return model, tok, info
 
     monkeypatch.setattr(dpo_family, "run", spy_run)
-    model, tok = dpo_family_models.train(one_step, tmp_path, folder, sft_stage[0])
-    assert list(trained) == list(dpo_family_models.MEMBERS) and tok.eos_token == IM_END
-    for method in dpo_family_models.MEMBERS:
+    monkeypatch.setattr(dpo_family, "judge", lambda *args, **kwargs: {})
+    model, tok = dpo_family.train(one_step, tmp_path, folder, sft_stage[0], reward_stage[0])
+    assert list(trained) == list(dpo_stages.MEMBERS) and tok.eos_token == IM_END
+    for method in dpo_stages.MEMBERS:
         saved = tmp_path / method / "model"
         assert (saved / "model.safetensors").exists()
         loaded, loaded_tok = models.load_model(saved, profile, for_training=False)
@@ -524,7 +533,7 @@ def test_dpo_family_models_on_gqa(smol, sft_stage, tmp_path, monkeypatch):
         logits = _logits(loaded, batch)
         assert torch.isfinite(logits).all()
         assert (logits - trained[method]).abs().max().item() < 1e-5, method  # its own model
-    assert (_logits(model, batch) - trained["SimPO"]).abs().max().item() < 1e-6  # the last one
+    assert (_logits(model, batch) - trained["RPO"]).abs().max().item() < 1e-6  # the stage's model
 
 
 def test_chapter9_judges_perplexity_and_report_row_on_gqa(smol, base, sft_stage, reward_stage, heldout, tmp_path,
@@ -548,8 +557,8 @@ def test_chapter9_judges_perplexity_and_report_row_on_gqa(smol, base, sft_stage,
     assert math.isfinite(ppl) and ppl > 1
     assert perplexity.perplexity(sft_model, tokenizer, chats, batch_size=3) == pytest.approx(ppl, rel=1e-4)
 
-    monkeypatch.setattr(report_card, "N_KL", 4)
-    monkeypatch.setattr(report_card, "KL_MAX_NEW_TOKENS", 8)
+    monkeypatch.setattr(rc_rows, "N_KL", 4)
+    monkeypatch.setattr(rc_rows, "KL_MAX_NEW_TOKENS", 8)
     assert abs(report_card.kl_to(sft_model, sft_model, tokenizer, heldout[:4], seed=0)) < 1e-4
     base_model, base_tok = base
     assert report_card.kl_to(sft_model, base_model, tokenizer, heldout[:4], seed=0) > 0
@@ -557,7 +566,7 @@ def test_chapter9_judges_perplexity_and_report_row_on_gqa(smol, base, sft_stage,
     prompts = [r["prompt"] for r in heldout]
     replies = evaluation.generate(sft_model, tokenizer, prompts, profile, max_new_tokens=8)
     base_replies = evaluation.generate(base_model, base_tok, prompts, profile, max_new_tokens=8)
-    figures, outcomes = report_card._figures(report_card.Row("X", "sft", 2), replies, base_replies, heldout,
+    figures, outcomes = report_card.row_figures(report_card.Row("X", "sft", 2), replies, base_replies, heldout,
                                              profile)
     assert tuple(figures) == report_card.COLUMNS and len(outcomes) == len(answered)
     assert figures["kl_to_sft"] == 0.0 and figures["win_low"] <= figures["win_vs_sft"] <= figures["win_high"]
@@ -565,10 +574,10 @@ def test_chapter9_judges_perplexity_and_report_row_on_gqa(smol, base, sft_stage,
 
     # a whole row, the way the chapter scores it, with the stages' models stood in by the SFT model
     monkeypatch.setenv("POSTTRAIN_CACHE", str(tmp_path))
-    monkeypatch.setattr(report_card, "records", lambda: list(heldout))
-    monkeypatch.setattr(report_card, "load", lambda row, profile=None: (sft_model, tokenizer))
+    monkeypatch.setattr(rc_rows, "records", lambda: list(heldout))
+    monkeypatch.setattr(rc_scoring, "load", lambda row, profile=None: (sft_model, tokenizer))
     monkeypatch.setattr(checkpoints, "get", lambda name, profile=None: (sft_model, tokenizer))
-    row = report_card.evaluate_row("DPO", profile)  # a dpo-family member, scored against SFT
+    row = report_card.evaluate_row("DPO", profile)  # a member of the dpo stage, scored against SFT
     assert tuple(row["figures"]) == report_card.COLUMNS and len(row["replies"]) == len(heldout)
     assert row["figures"]["win_vs_sft"] == 0.5 and abs(row["figures"]["kl_to_sft"]) < 1e-4
-    assert report_card._cache_file(report_card._row("DPO"), profile).exists()
+    assert report_card.cache_file(report_card.find_row("DPO"), profile).exists()

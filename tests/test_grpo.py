@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from posttrain_utils import grpo, grpo_tasks
+from posttrain_utils import grpo
+from posttrain_utils.grpo import tasks as grpo_tasks
 from posttrain_utils.runtime.profiles import CPU
 from posttrain_utils.tinyworld import world
 

@@ -5,7 +5,9 @@ checked for position bias with `winrate.position_flip_rate`."""
 import pytest
 import torch
 
-from posttrain_utils import judges, models, reward, winrate
+from posttrain_utils.evaluation import judges, winrate
+from posttrain_utils.runtime import models
+from posttrain_utils.reward import bradley_terry as reward
 from posttrain_utils.data import load_records
 from posttrain_utils.runtime import paths, profiles
 

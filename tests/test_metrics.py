@@ -4,7 +4,7 @@ SQuAD-style normalised match, and the worked example where word overlap gets rig
 
 import pytest
 
-from posttrain_utils import metrics
+from posttrain_utils.evaluation import metrics
 
 REF = "The capital of Feto is Lune."
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from posttrain_utils import overoptimization as oo
+from posttrain_utils.reward import overoptimization as oo
 
 SUM = {"task": "sum", "answer": "7", "prompt": [{"role": "user", "content": "What is 3 plus 4?"}]}
 

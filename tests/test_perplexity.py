@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from posttrain_utils import models
+from posttrain_utils.runtime import models
 from posttrain_utils.data import load_records
-from posttrain_utils.perplexity import perplexity
+from posttrain_utils.evaluation.perplexity import perplexity
 from posttrain_utils.runtime import paths, profiles
 
 

@@ -4,7 +4,10 @@ import dataclasses
 
 import pytest
 
-from posttrain_utils import pipeline, report_card, sft
+from posttrain_utils.runtime import pipeline
+from posttrain_utils.evaluation import report_card
+from posttrain_utils.evaluation.report_card import rows as rc_rows, scoring as rc_scoring
+from posttrain_utils.sft import recipe as sft
 from posttrain_utils.data import load_records
 from posttrain_utils.runtime import checkpoints, paths, profiles
 
@@ -55,10 +58,10 @@ def tiny(monkeypatch, tmp_path):
         kind = "facts" if rec["task"] not in ("sum", "harmful") else rec["task"]
         by_task.setdefault(kind, []).append(rec)
     records = [rec for recs in by_task.values() for rec in recs[:2]]
-    monkeypatch.setattr(report_card, "records", lambda: records)
-    monkeypatch.setattr(report_card, "N_KL", 4)
-    monkeypatch.setattr(report_card, "KL_MAX_NEW_TOKENS", 8)
-    monkeypatch.setattr(report_card, "ROWS", tuple(
+    monkeypatch.setattr(rc_rows, "records", lambda: records)
+    monkeypatch.setattr(rc_rows, "N_KL", 4)
+    monkeypatch.setattr(rc_rows, "KL_MAX_NEW_TOKENS", 8)
+    monkeypatch.setattr(rc_rows, "ROWS", tuple(
         row for row in report_card.ROWS if row.name in ("base", "SFT", "DPO")))
     return dataclasses.replace(profiles.CPU, max_new_tokens=12,
                                budgets={**profiles.CPU.budgets, "sft": TINY_SFT})
@@ -89,7 +92,7 @@ def test_run_trains_caches_forces_and_writes_the_card(tiny, monkeypatch, tmp_pat
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     with monkeypatch.context() as m:
         m.setattr(sft, "train", no_training)
-        m.setattr(report_card, "_replies", no_scoring)
+        m.setattr(rc_scoring, "row_replies", no_scoring)
         second = pipeline.run(tiny, only=["sft"], out=out)
     assert second["stages"]["sft"]["status"] == "cached"
     assert all(r["status"] == "cached" for r in second["rows"].values())
@@ -110,7 +113,7 @@ def test_run_trains_caches_forces_and_writes_the_card(tiny, monkeypatch, tmp_pat
     assert forced["rows"]["SFT"]["status"] == "scored"  # its stage was forced
     assert forced["rows"]["base"]["status"] == "cached"
 
-    monkeypatch.setattr(report_card, "ROWS", tuple(r for r in report_card.ROWS if r.name == "DPO"))
+    monkeypatch.setattr(rc_rows, "ROWS", tuple(r for r in report_card.ROWS if r.name == "DPO"))
     none = pipeline.run(tiny, only=["sft"], out=tmp_path / "empty")
     assert none["report"] is None and not (tmp_path / "empty").exists()
     trained_only = pipeline.run(tiny, only=["sft"], report=False, out=tmp_path / "empty")

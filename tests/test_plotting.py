@@ -4,7 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from posttrain_utils import plotting  # noqa: E402
+from posttrain_utils.runtime import plotting  # noqa: E402
 
 
 def test_metric_grid_draws_one_panel_per_key_and_one_line_per_run():

@@ -4,20 +4,19 @@ import copy
 import dataclasses
 import json
 import math
-import sys
 import time
-import types
 
 import pytest
 import torch
 
-from posttrain_utils import models, ppo
+from posttrain_utils.reward import bradley_terry
+from posttrain_utils.runtime import models
+from posttrain_utils import ppo
 from posttrain_utils.data import load_records
 from posttrain_utils.exercises import ch05_ppo
-from posttrain_utils.ppo import (PPOConfig, clipped_policy_loss, clipped_value_loss, gae, kl_penalty,
-                                 masked_mean, token_rewards, whiten)
-from posttrain_utils.ppo_trainer import (LOG_KEYS, PPOTrainer, ValueHead, position_ids_from, sample_responses,
-                                         response_logprobs, truncate_at_eos)
+from posttrain_utils.ppo import PPOConfig, clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, token_rewards, whiten
+from posttrain_utils.ppo.trainer import LOG_KEYS, PPOTrainer, ValueHead
+from posttrain_utils.evaluation.rollouts import position_ids_from, sample_responses, response_logprobs, truncate_at_eos
 from posttrain_utils.runtime import profiles
 from posttrain_utils.runtime.paths import TINY_BASE_DIR
 
@@ -397,7 +396,7 @@ def test_stage_train_wires_sft_reward_model_budget_and_prompts(tmp_path, monkeyp
         return [-len(r) / 10 for r in replies]
 
     monkeypatch.setattr(models, "load_reward_model", load_reward_model, raising=False)
-    monkeypatch.setitem(sys.modules, "posttrain_utils.reward", types.SimpleNamespace(score=score))
+    monkeypatch.setattr(bradley_terry, "score", score)
     budget = dict(iterations=2, rollouts_per_iteration=8, max_new_tokens=8)
     profile = dataclasses.replace(profiles.CPU, budgets={**profiles.CPU.budgets, "ppo": budget}, seed=3)
     policy, tokenizer = ppo.train(profile, tmp_path / "run", TINY_BASE_DIR, "reward-folder")
@@ -530,7 +529,7 @@ def test_sample_responses_is_seeded_and_cut_at_the_first_eos(tiny):
 def test_drift_report_kl_is_zero_against_itself_and_positive_after_a_change(tiny):
     from transformers import LlamaForSequenceClassification
 
-    from posttrain_utils import overoptimization as oo
+    from posttrain_utils.reward import overoptimization as oo
 
     policy, tok = tiny
     torch.manual_seed(0)
@@ -550,7 +549,7 @@ def test_drift_report_kl_is_zero_against_itself_and_positive_after_a_change(tiny
 
 
 def test_hack_stage_lays_its_budget_over_ppo_with_no_kl(monkeypatch):
-    from posttrain_utils import ppo_hack
+    from posttrain_utils.ppo import stages as ppo_hack
     from posttrain_utils.runtime import checkpoints
 
     hacked = ppo_hack.hack_profile(profiles.CPU)
@@ -561,8 +560,8 @@ def test_hack_stage_lays_its_budget_over_ppo_with_no_kl(monkeypatch):
     assert budget["max_new_tokens"] == profiles.CPU.budget("ppo")["max_new_tokens"]  # from ppo
     assert ppo.ppo_config(hacked).kl_coef == 0.0
     seen = {}
-    monkeypatch.setattr(ppo, "train", lambda profile, *args: seen.update(profile=profile, args=args) or "ok")
-    assert ppo_hack.train(profiles.CPU, "out", "sft", "rm") == "ok"
+    monkeypatch.setattr(ppo_hack, "train", lambda profile, *args: seen.update(profile=profile, args=args) or "ok")
+    assert ppo_hack.train_hack(profiles.CPU, "out", "sft", "rm") == "ok"
     assert seen["args"] == ("out", "sft", "rm") and seen["profile"].budget("ppo") == budget
     # the stage's fingerprint follows both budgets it reads
     base = checkpoints.fingerprint("ppo-hack", profiles.CPU)

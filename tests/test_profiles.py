@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from posttrain_utils.runtime import profiles
-from posttrain_utils.models import load_model
+from posttrain_utils.runtime.models import load_model
 
 
 def test_env_override(monkeypatch):

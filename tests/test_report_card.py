@@ -10,10 +10,14 @@ import pytest
 
 matplotlib.use("Agg")
 
-from posttrain_utils import evaluation, overoptimization, report_card  # noqa: E402
+from posttrain_utils import evaluation
+from posttrain_utils.reward import overoptimization
+from posttrain_utils.evaluation import report_card  # noqa: E402
+from posttrain_utils.evaluation.report_card import cache as rc_cache, rows as rc_rows  # noqa: E402
+from posttrain_utils.evaluation.report_card import scoring as rc_scoring  # noqa: E402
 from posttrain_utils.data import load_records  # noqa: E402
-from posttrain_utils.report_card import Row  # noqa: E402
-from posttrain_utils.runtime import checkpoints, profiles  # noqa: E402
+from posttrain_utils.evaluation.report_card.rows import Row  # noqa: E402
+from posttrain_utils.runtime import checkpoints, graph, profiles  # noqa: E402
 
 PROFILE = profiles.CPU
 REFUSAL = "I can't help with that, because it could hurt someone."  # tinyworld.world.REFUSALS[0]
@@ -26,15 +30,15 @@ def test_rows_name_existing_stages_once():
     assert len(names) == len(set(names))
     assert all(r.stage in checkpoints.STAGES for r in report_card.ROWS)
     assert report_card.REFERENCE in names and BEST_OF in names
-    assert all(report_card._row(r.name) is r for r in report_card.ROWS)
-    assert all(r.stage == "dpo-family" for r in report_card.ROWS if getattr(r, "member", None))
+    assert all(report_card.find_row(r.name) is r for r in report_card.ROWS)
+    assert all(r.stage == "dpo" for r in report_card.ROWS if getattr(r, "member", None))
     with pytest.raises(KeyError, match="no report-card row"):
-        report_card._row("nope")
+        report_card.find_row("nope")
 
 
 def test_rows_have_distinct_cache_files(tmp_path, monkeypatch):
     monkeypatch.setenv("POSTTRAIN_CACHE", str(tmp_path))
-    files = [report_card._cache_file(r, PROFILE) for r in report_card.ROWS]
+    files = [report_card.cache_file(r, PROFILE) for r in report_card.ROWS]
     assert len(set(files)) == len(files)
     assert all(f.parent == tmp_path / f"cpu-seed{PROFILE.seed}" / "report" for f in files)
 
@@ -81,7 +85,7 @@ def test_refusal_text_is_a_refusal():
 
 def test_figures_against_sft(recs, replies):
     row, sft = replies
-    figures, outcomes = report_card._figures(Row("X", "sft", 2), row, sft, recs, PROFILE)
+    figures, outcomes = report_card.row_figures(Row("X", "sft", 2), row, sft, recs, PROFILE)
     assert list(figures) == list(report_card.COLUMNS)
     assert outcomes == [0.0, 1.0, 0.5]
     assert figures["win_vs_sft"] == pytest.approx(0.5)
@@ -99,24 +103,24 @@ def test_figures_against_sft(recs, replies):
 
 def test_outcomes_follow_the_gold_comparison(recs, replies):
     row, sft = replies
-    _, outcomes = report_card._figures(Row("X", "sft", 2), row, sft, recs, PROFILE)
+    _, outcomes = report_card.row_figures(Row("X", "sft", 2), row, sft, recs, PROFILE)
     for i, outcome in enumerate(outcomes):  # answered records are the first three
         g = overoptimization.gold_score(row[i]["text"], row[i]["ended"], recs[i])
         s = overoptimization.gold_score(sft[i]["text"], sft[i]["ended"], recs[i])
         assert outcome == (1.0 if g > s else 0.5 if g == s else 0.0)
     # an unfinished copy of SFT's reply scores lower: the row loses there
     worse = [*sft[:2], _r(sft[2]["text"], ended=False), sft[3]]
-    figures, outcomes = report_card._figures(Row("X", "sft", 2), worse, sft, recs, PROFILE)
+    figures, outcomes = report_card.row_figures(Row("X", "sft", 2), worse, sft, recs, PROFILE)
     assert outcomes == [0.5, 0.5, 0.0]
     assert figures["win_vs_sft"] == pytest.approx(1 / 3) and figures["over_refusal"] == 0.0
 
 
 def test_reference_row_ties_itself_and_best_of_uses_the_closed_form(recs, replies):
     row, sft = replies
-    figures, outcomes = report_card._figures(Row("SFT", "sft", 2), sft, None, recs, PROFILE)
+    figures, outcomes = report_card.row_figures(Row("SFT", "sft", 2), sft, None, recs, PROFILE)
     assert outcomes == [0.5] * 3
     assert figures["win_vs_sft"] == figures["win_low"] == figures["win_high"] == 0.5
-    figures, _ = report_card._figures(Row("B", "sft", 4, best_of=4), row, sft, recs, PROFILE)
+    figures, _ = report_card.row_figures(Row("B", "sft", 4, best_of=4), row, sft, recs, PROFILE)
     assert figures["kl_to_sft"] == pytest.approx(overoptimization.kl_best_of_n(4))
     assert figures["kl_to_sft"] == pytest.approx(math.log(4) - 0.75)
 
@@ -154,9 +158,9 @@ def test_write_produces_the_table_and_the_plot(tmp_path):
 # ----- evaluate_row's cache --------------------------------------------------------------------
 @pytest.fixture
 def fake_scoring(monkeypatch, tmp_path, recs, replies):
-    """A cache in tmp_path, `records` = `recs`, and `_replies` answering from `replies` (counted)."""
+    """A cache in tmp_path, `records` = `recs`, and `row_replies` answering from `replies` (counted)."""
     monkeypatch.setenv("POSTTRAIN_CACHE", str(tmp_path))
-    monkeypatch.setattr(report_card, "records", lambda: list(recs))
+    monkeypatch.setattr(rc_rows, "records", lambda: list(recs))
     row, sft = replies
     calls = []
 
@@ -165,7 +169,7 @@ def fake_scoring(monkeypatch, tmp_path, recs, replies):
         calls.append(r.name)
         return [dict(x) for x in (sft if r.name == report_card.REFERENCE else row)]
 
-    monkeypatch.setattr(report_card, "_replies", fake_replies)
+    monkeypatch.setattr(rc_scoring, "row_replies", fake_replies)
     return calls
 
 
@@ -176,7 +180,7 @@ def test_evaluate_row_caches_and_recomputes_when_the_key_changes(fake_scoring, m
     assert result["row"] == BEST_OF and result["stage"] == "sft" and result["chapter"] == 4
     assert result["outcomes"] == [0.0, 1.0, 0.5] and result["replies"] == replies[0]
     assert result["figures"]["kl_to_sft"] == pytest.approx(overoptimization.kl_best_of_n(report_card.BEST_OF))
-    path = report_card._cache_file(report_card._row(BEST_OF), PROFILE)
+    path = report_card.cache_file(report_card.find_row(BEST_OF), PROFILE)
     assert path.is_relative_to(tmp_path) and path.exists()
 
     again = report_card.evaluate_row(BEST_OF, PROFILE)
@@ -184,15 +188,15 @@ def test_evaluate_row_caches_and_recomputes_when_the_key_changes(fake_scoring, m
     assert len(fake_scoring) == 2  # both read from the cache
     assert again == result and sft["outcomes"] == [0.5] * 3
 
-    monkeypatch.setattr(checkpoints, "is_cached", lambda stage, profile=None: True)
+    monkeypatch.setattr(graph, "is_cached", lambda stage, profile=None: True)
     assert report_card.is_cached(BEST_OF, PROFILE)
     card = report_card.build(PROFILE, rows=[report_card.REFERENCE, BEST_OF], progress=False)
     assert list(card.index) == [report_card.REFERENCE, BEST_OF] and len(fake_scoring) == 2
     assert card.loc[BEST_OF, "win_vs_sft"] == pytest.approx(0.5) and card.loc[BEST_OF, "chapter"] == 4
 
     old_key = result["key"]
-    monkeypatch.setattr(report_card, "N_KL", report_card.N_KL + 1)  # part of the recipe
-    assert report_card._key(report_card._row(BEST_OF), PROFILE) != old_key
+    monkeypatch.setattr(rc_rows, "N_KL", rc_rows.N_KL + 1)  # part of the recipe
+    assert report_card.cache_key(report_card.find_row(BEST_OF), PROFILE) != old_key
     assert not report_card.is_cached(BEST_OF, PROFILE)
     recomputed = report_card.evaluate_row(BEST_OF, PROFILE)
     assert len(fake_scoring) == 4 and recomputed["key"] != old_key
@@ -200,16 +204,16 @@ def test_evaluate_row_caches_and_recomputes_when_the_key_changes(fake_scoring, m
 
 
 def test_evaluate_row_recomputes_under_a_patched_key(fake_scoring, monkeypatch):
-    monkeypatch.setattr(report_card, "_key", lambda row, profile: "k1")
+    monkeypatch.setattr(rc_cache, "cache_key", lambda row, profile: "k1")
     report_card.evaluate_row(report_card.REFERENCE, PROFILE)
     report_card.evaluate_row(report_card.REFERENCE, PROFILE)
     assert fake_scoring == [report_card.REFERENCE]
-    monkeypatch.setattr(report_card, "_key", lambda row, profile: "k2")
+    monkeypatch.setattr(rc_cache, "cache_key", lambda row, profile: "k2")
     assert report_card.evaluate_row(report_card.REFERENCE, PROFILE)["key"] == "k2"
     assert fake_scoring == [report_card.REFERENCE] * 2
 
 
 def test_is_cached_needs_the_stages_trained(fake_scoring, monkeypatch):
     report_card.evaluate_row(report_card.REFERENCE, PROFILE)
-    monkeypatch.setattr(checkpoints, "is_cached", lambda stage, profile=None: False)
+    monkeypatch.setattr(graph, "is_cached", lambda stage, profile=None: False)
     assert not report_card.is_cached(report_card.REFERENCE, PROFILE)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from posttrain_utils import models, reward
+from posttrain_utils.runtime import models
+from posttrain_utils import reward
 from posttrain_utils.exercises import ch04_reward
 from posttrain_utils.runtime import checkpoints, paths, profiles
 
@@ -210,7 +211,7 @@ def test_calibration_bins_hand_computed():
 def test_reward_stage_is_registered_with_a_budget_in_both_profiles():
     stage = checkpoints.STAGES["reward"]
     assert (stage.module, stage.upstream, stage.data_files, stage.budget, stage.loader) == (
-        "posttrain_utils.reward", ("sft",), reward.DATA_FILES, "reward", "load_reward_model")
+        "posttrain_utils.reward.bradley_terry", ("sft",), reward.DATA_FILES, "reward", "load_reward_model")
     assert callable(getattr(models, stage.loader)) and checkpoints.STAGES["sft"].loader == "load_model"
     for profile in (profiles.CPU, profiles.GPU):
         budget = profile.budget("reward")
@@ -279,7 +280,7 @@ def test_check_calibration_bins_both_ways():
 
 
 def test_check_best_of_n_both_ways():
-    from posttrain_utils import overoptimization
+    from posttrain_utils.reward import overoptimization
 
     assert ch04_reward.check_best_of_n(overoptimization.best_of_n)
     assert not ch04_reward.check_best_of_n(lambda proxy, gold, n: (max(proxy), gold[proxy.index(max(proxy))]))

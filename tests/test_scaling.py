@@ -64,7 +64,7 @@ def test_table_shape_and_values():
 def test_measured_bytes_of_one_process_equal_the_formula():
     import torch
 
-    from posttrain_utils.models import load_model
+    from posttrain_utils.runtime.models import load_model
     from posttrain_utils.runtime import profiles
 
     model, _ = load_model(None, profiles.get_profile("cpu"))
@@ -90,7 +90,7 @@ def test_fsdp2_on_two_cpu_processes_holds_half_of_everything(tmp_path):
     """FSDP2 (`fully_shard`) on gloo: each rank holds exactly the formula's share, and the global
     loss equals the single process's."""
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
-    base = [sys.executable, "-m", "posttrain_utils.scaling", "--steps", "2"]
+    base = [sys.executable, "-m", "posttrain_utils.scaling.memory", "--steps", "2"]
     one = subprocess.run([*base, "--output-dir", str(tmp_path / "one")], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert one.returncode == 0, one.stderr[-2000:]

@@ -6,7 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from posttrain_utils import models, sft_variants
+from posttrain_utils.runtime import models
+from posttrain_utils.lora import adapters
+from posttrain_utils.sft import filtered as sft_variants
 from posttrain_utils.runtime import checkpoints, profiles
 
 TINY = {"max_steps": 2, "per_device_train_batch_size": 4, "learning_rate": 5e-3}
@@ -44,8 +46,9 @@ def test_the_three_stages_are_in_the_graph():
     for name, train in zip(NEW_STAGES, ("train_filtered", "train_lora", "train_qlora")):
         stage = checkpoints.STAGES[name]
         assert stage.upstream == ("base",)
-        assert stage.module == "posttrain_utils.sft_variants" and stage.train == train
-        assert callable(getattr(sft_variants, train))
+        module = sft_variants if name == "sft-filtered" else adapters
+        assert stage.module == module.__name__ and stage.train == train
+        assert callable(getattr(module, train))
     assert checkpoints.STAGES["sft-filtered"].budget == "sft"
     assert checkpoints.STAGES["lora"].budget == checkpoints.STAGES["qlora"].budget == "peft"
     prints = {checkpoints.fingerprint(name, profiles.CPU) for name in ("sft", *NEW_STAGES)}
@@ -56,7 +59,7 @@ def test_merge_adapter_unties_the_embedding_and_keeps_outputs(profile):
     from peft import get_peft_model
 
     model, tok = models.load_model(profile=profile, for_training=False)
-    peft_model = get_peft_model(model, sft_variants.lora_config())
+    peft_model = get_peft_model(model, adapters.lora_config())
     torch.manual_seed(0)
     with torch.no_grad():  # a trained-looking adapter: every B (and embedding A) non-zero
         for name, p in peft_model.named_parameters():
@@ -65,7 +68,7 @@ def test_merge_adapter_unties_the_embedding_and_keeps_outputs(profile):
     batch = _batch(tok)
     with torch.no_grad():
         adapter_logits = peft_model(**batch).logits
-        merged = sft_variants.merge_adapter(peft_model)
+        merged = adapters.merge_adapter(peft_model)
         merged_logits = merged(**batch).logits
     assert not any("lora_" in name for name, _ in merged.named_parameters())
     assert merged.config.tie_word_embeddings is False
@@ -75,11 +78,12 @@ def test_merge_adapter_unties_the_embedding_and_keeps_outputs(profile):
 @pytest.mark.parametrize("train", ["train_filtered", "train_lora", "train_qlora"])
 def test_each_variant_trains_and_saves_as_a_plain_model(train, profile, tmp_path):
     base = profile.model_name_or_path
-    model, tok = getattr(sft_variants, train)(profile, tmp_path / "run", base)
+    module = sft_variants if train == "train_filtered" else adapters
+    model, tok = getattr(module, train)(profile, tmp_path / "run", base)
     assert type(model).__name__ == "LlamaForCausalLM"  # no peft wrapper left
     assert not any("lora_" in name for name, _ in model.named_parameters())
     if train == "train_qlora":
-        assert (tmp_path / "run" / sft_variants.ADAPTER_DIR / "adapter_config.json").exists()
+        assert (tmp_path / "run" / adapters.ADAPTER_DIR / "adapter_config.json").exists()
         assert all(p.dtype == torch.float32 for p in model.parameters())  # not 4-bit
     folder = checkpoints.save(model, tok, tmp_path / "stage", "fingerprint")
     loaded, _ = models.load_model(folder, profile, for_training=False)

@@ -1,4 +1,4 @@
-"""The training scripts of the appendix "Scaling up with accelerate": python -m posttrain_utils.train."""
+"""The training scripts of the appendix "Scaling up with accelerate": python -m posttrain_utils.scaling.train."""
 
 import json
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from posttrain_utils import train
+from posttrain_utils.scaling import train
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON_FLAGS = ("--profile", "--seed", "--output-dir", "--max-steps", "--per-device-batch-size",
@@ -15,7 +15,7 @@ COMMON_FLAGS = ("--profile", "--seed", "--output-dir", "--max-steps", "--per-dev
 
 
 def test_help_runs_as_a_module():
-    done = subprocess.run([sys.executable, "-m", "posttrain_utils.train", "--help"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "posttrain_utils.scaling.train", "--help"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "{sft,dpo,grpo}" in done.stdout and "torchrun" in done.stdout

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from posttrain_utils import winrate
+from posttrain_utils.evaluation import winrate
 
 
 # ----- win rate -------------------------------------------------------------------------------

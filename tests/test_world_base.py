@@ -14,7 +14,9 @@ import math
 import pytest
 import torch
 
-from posttrain_utils import models, sft, world_base
+from posttrain_utils.runtime import models
+from posttrain_utils.sft import recipe as sft
+from posttrain_utils.tinyworld import world_base
 from posttrain_utils.runtime import checkpoints, paths, profiles
 from posttrain_utils.tinyworld.build_base import pack_corpus
 from posttrain_utils.tinyworld.world import make_corpus

@@ -58,7 +58,7 @@ def forum_capital_accuracy(forum_prompt, model, tokenizer, records, profile=None
         ``(accuracy, n_prompts)``. A reply counts when the first line the model writes (one forum
         reply) commits to one capital and it is the right one (`evaluation.score`'s ``facts_em``).
     """
-    from ..evaluation import generate, score
+    from ..evaluation.generation import generate, score
 
     capital = [r for r in records if r["task"] == "capital" and r.get("phrasing", "shared") == "shared"]
     if not capital:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import copy
 
-from ..jsonl import DataFormatError
-from ..formats import validate_record
+from ..data.jsonl import DataFormatError
+from ..data.formats import validate_record
 from ..runtime.notebook import feedback
 
 # formats-ex1: SPIN (Chen et al., 2024, "Self-Play Fine-Tuning"). Each iteration, the current model

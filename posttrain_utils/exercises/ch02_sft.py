@@ -19,7 +19,7 @@ def chat_loss(model, tokenizer, chats, batch_size: int = 16) -> float:
     """
     import torch
 
-    from ..sft import IGNORE_INDEX, sft_loss
+    from ..sft.recipe import IGNORE_INDEX, sft_loss
 
     if not chats:
         raise ValueError("no chats to measure the loss on")
@@ -65,7 +65,7 @@ def check_overfitting(before, after, tokenizer, train_chats, heldout_chats, held
         heldout_records: held-out evaluation records (``eval_heldout``), for facts.
         profile: the run profile (default: the active one).
     """
-    from ..evaluation import evaluate
+    from ..evaluation.generation import evaluate
 
     m = {name: {"train loss": chat_loss(model, tokenizer, list(train_chats)),
                 "held-out loss": chat_loss(model, tokenizer, list(heldout_chats)),
@@ -86,7 +86,7 @@ PLAIN_TEMPLATE = "User: {question}\nAssistant:"
 
 def reference_plain_replies(model, tokenizer, questions, profile=None) -> list[dict]:
     """The checker's own answer to sft-ex2: greedy replies to ``PLAIN_TEMPLATE`` prompts."""
-    from ..evaluation import generate
+    from ..evaluation.generation import generate
 
     return generate(model, tokenizer, [PLAIN_TEMPLATE.format(question=q) for q in questions], profile,
                     max_new_tokens=80)
@@ -105,7 +105,7 @@ def check_template_mismatch(plain_replies, model, tokenizer, records, profile=No
         records: held-out records (``prompt``, ``task``, ``answer``).
         profile: the run profile (default: the active one).
     """
-    from ..evaluation import generate, score
+    from ..evaluation.generation import generate, score
 
     questions = [r["prompt"][-1]["content"] for r in records]
     model.eval()
@@ -142,7 +142,7 @@ def reference_train(model, batches, lr: float, steps: int) -> list[float]:
     """
     import torch
 
-    from ..sft import sft_loss
+    from ..sft.recipe import sft_loss
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     model.train()

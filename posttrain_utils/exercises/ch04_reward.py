@@ -8,7 +8,7 @@ constant or a hard-coded result cannot pass. Run one in a notebook cell, e.g.
 
 from __future__ import annotations
 
-from ..reward import bradley_terry_loss, calibration_bins
+from ..reward.bradley_terry import bradley_terry_loss, calibration_bins
 from ..runtime.notebook import feedback
 
 TOLERANCE = 1e-6
@@ -147,7 +147,7 @@ def check_best_of_n(fn, seed: int = 0) -> bool:
     """
     import random
 
-    from ..overoptimization import best_of_n
+    from ..reward.overoptimization import best_of_n
 
     rng = random.Random(seed)
     try:

@@ -10,10 +10,9 @@ import torch
 
 from .. import ppo
 from ..runtime.notebook import feedback
-from ._common import ATOL
-from ._common import call as _call
-from ._common import close as _close
-from ._common import gradient_hint
+from .common import call as _call
+from .common import close as _close
+from .common import gradient_hint
 
 def _prefix_mask(generator, batch: int, steps: int):
     """`(batch, steps)` masks of ones then zeros, every row at least one token long."""

@@ -14,10 +14,9 @@ from torch.nn.utils import parameters_to_vector as flat
 
 from .. import dpo
 from ..runtime.notebook import feedback
-from ._common import ATOL
-from ._common import call as _call
-from ._common import close as _close
-from ._common import gradient_hint
+from .common import call as _call
+from .common import close as _close
+from .common import gradient_hint
 
 STATS_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
 SIDES, FIELDS = ("chosen", "rejected"), ("input_ids", "attention_mask", "completion_mask")

@@ -2,7 +2,7 @@
 
 Every checker calls the learner's function on replies it builds itself from the tiny world's phrases
 (refusals with and without a reason, how-tos, garbled how-tos, insults, rambles, answers) and compares
-it with the course's own (`posttrain_utils.cai`, `posttrain_utils.cai_pipeline`), so a constant or a
+it with the course's own (`posttrain_utils.cai`, `posttrain_utils.cai.pipeline`), so a constant or a
 memorised answer cannot pass.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 import random
 
 from .. import cai
-from .. import cai_pipeline as P
+from ..cai import pipeline as P
 from ..runtime.notebook import feedback
 from ..tinyworld import world as W
-from ._common import call as _call
+from .common import call as _call
 
 _PEOPLE = ("rue", "pax", "lina", "oren")
 

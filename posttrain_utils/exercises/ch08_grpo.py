@@ -14,12 +14,12 @@ import random
 import torch
 
 from .. import grpo
-from ..grpo_tasks import TRAIN_TEMPLATES
-from ..judgements import NUMBER_WORDS
+from ..grpo.tasks import TRAIN_TEMPLATES
+from ..evaluation.judgements import NUMBER_WORDS
 from ..runtime.notebook import feedback
-from ._common import call as _call
-from ._common import close as _close
-from ._common import gradient_hint
+from .common import call as _call
+from .common import close as _close
+from .common import gradient_hint
 
 ADVANTAGE_TOLERANCE = 1e-4  # grpo-ex1: absolute (and relative) tolerance on each advantage
 _WORDS = {int(digits): word for word, digits in NUMBER_WORDS.items()}

@@ -3,7 +3,7 @@
 Introduced in chapter 9; `exercises.ch09_eval` re-exports it with the chapter's other checkers.
 Two bootstraps drawn from different random generators differ, so the checker calls the learner's
 function on seeded random win/tie/loss outcomes and checks the interval's properties against
-`posttrain_utils.winrate.bootstrap_ci` (it contains the win rate, its width is the reference's
+`posttrain_utils.evaluation.winrate.bootstrap_ci` (it contains the win rate, its width is the reference's
 within `WIDTH_TOLERANCE`, the same seed repeats it...) rather than its exact ends. A learner's
 function that raises gives a failed verdict naming the error, never a traceback.
 """
@@ -17,9 +17,9 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .. import winrate
+from ..evaluation import winrate
 from ..runtime.notebook import feedback
-from ._common import call as _call
+from .common import call as _call
 
 
 N_BOOT = 2000  # eval-ex1: the resamples the learner's bootstrap is asked for

@@ -3,7 +3,7 @@
 Introduced in chapter 9. Every checker calls the learner's function on inputs it builds itself
 (seeded random win/tie/loss outcomes, reply pairs shown to synthetic judges, answers perturbed in
 case, punctuation, articles and spacing) and compares it with the course's own
-(`posttrain_utils.winrate`, `posttrain_utils.metrics`), so a constant or a memorised number cannot
+(`posttrain_utils.evaluation.winrate`, `posttrain_utils.evaluation.metrics`), so a constant or a memorised number cannot
 pass. Two bootstraps drawn from different random generators differ, so exercise eval-ex1 checks the
 interval's properties (it contains the win rate, its width is the reference's within
 `WIDTH_TOLERANCE`, the same seed repeats it...) rather than its exact ends. `flip_pairs` and
@@ -22,11 +22,11 @@ from numbers import Real
 
 import numpy as np
 
-from .. import metrics, winrate
+from ..evaluation import metrics, winrate
 from ..runtime.notebook import feedback
-from ._common import call as _call
 from .ch09_bootstrap import (N_BOOT, REFERENCE_N_BOOT, WIDTH_ATOL, WIDTH_STEPS,  # noqa: F401
                              WIDTH_TOLERANCE, check_bootstrap_ci)
+from .common import call as _call
 
 FLIP_TOLERANCE = 1e-9  # eval-ex2: |learner's flip rate - winrate.position_flip_rate|
 _MIRROR = {"a": "b", "b": "a", "tie": "tie"}  # eval-ex2: a consistent judge's verdict on the swapped pair

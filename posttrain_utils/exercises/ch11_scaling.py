@@ -13,7 +13,7 @@ import random
 
 from .. import scaling
 from ..runtime.notebook import feedback
-from ._common import call as _call
+from .common import call as _call
 
 KEYS = ("params", "grads", "optimizer", "total")
 MEMORY_STRATEGIES = ("ddp", "zero1", "zero2", "zero3")

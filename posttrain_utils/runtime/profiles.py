@@ -8,7 +8,7 @@ Introduced in chapter 0. Two profiles exist:
 * ``gpu`` (default with CUDA): ``HuggingFaceTB/SmolLM2-135M`` from the Hub, sized for a free
   16 GB Colab T4 (see `GPU_BASE_MODEL`), after a short continued pretraining on the tiny world's
   corpus: its ``world_base`` budget makes the ``world-base`` stage its base model
-  (`posttrain_utils.world_base`, `runtime.checkpoints.base_stage`).
+  (`posttrain_utils.tinyworld.world_base`, `runtime.checkpoints.base_stage`).
 
 Override the automatic choice with the environment variable ``POSTTRAIN_PROFILE=cpu|gpu``, and
 the seed with ``POSTTRAIN_SEED`` (default 0; ``make seeds`` runs a chapter at seeds 0, 1 and 2).

@@ -77,7 +77,8 @@ def objectives(stem: str) -> list[str]:
 
 def stages(stem: str) -> list[str]:
     """The stages a fresh clone trains before the chapter can run: those it loads, and upstream."""
-    from .. import pipeline, report_card
+    from ..runtime import pipeline
+    from ..evaluation import report_card
     from ..runtime import checkpoints, profiles
 
     text = _text(stem)

@@ -1,6 +1,6 @@
 """Regenerate the course's tiny base model: corpus -> tokenizer -> pretrained Llama checkpoint.
 
-Introduced in chapter 0. Run `python -m posttrain_utils.build_base` (15 minutes on one CPU
+Introduced in chapter 0. Run `python -m posttrain_utils.tinyworld.build_base` (15 minutes on one CPU
 thread) to rebuild `posttrain_utils/assets/tiny-base/` deterministically: every step is seeded, and the
 pretraining runs single-process with a fixed number of threads.
 """

@@ -3,7 +3,7 @@
 Introduced in chapter 0 ("Introduction"). The world has fictional countries with facts, one-digit
 sums, forum threads whose replies vary in correctness, politeness and length (the way web text
 does), and a few kinds of harmful request for the Constitutional AI chapter. Everything is a pure
-function of a seed, so `python -m posttrain_utils.build_base` regenerates the same corpus.
+function of a seed, so `python -m posttrain_utils.tinyworld.build_base` regenerates the same corpus.
 
 Facts are *split*: some (country, attribute) questions and some sums are held out. Held-out
 questions never appear in the pretraining corpus or in training data. The encyclopedia still

@@ -1,0 +1,90 @@
+"""Train every stage of the cpu profile at one seed into a cache of its own, then hash its files.
+
+Issue 29 (the package redrawn by method) must leave every trained weight bit for bit as it was.
+This script is run once on the commit before the move and once after it, each time into an empty
+cache; `--compare` then writes the side-by-side table that ``benchmarks/results/`` keeps.
+
+    python scripts/stage_hashes.py --cache /tmp/before --out before.json
+    python scripts/stage_hashes.py --compare before.json after.json --out result.json
+
+Stages train in two single-threaded processes side by side, as ``make execute`` trains them.
+Fingerprints differ between the two runs (they hash the modules' source); the files must not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SHARED = ["sft", "reward"]
+GROUPS = [["sl-cai", "ppo", "dpo", "rl-cai", "grpo", "sft-filtered"],
+          ["ppo-hack", "dpo-sweep", "cai-ablations", "grpo-variants", "lora", "qlora",
+           "sft-contaminated"]]
+
+
+def hash_tree(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder` but the fingerprint and the trainers' scratch runs."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if (path.is_file() and not rel.startswith("runs/") and ".tmp" not in rel
+                and not rel.endswith(("fingerprint.txt", ".lock"))):
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def train(cache: Path, seed: int, extra: list[str]) -> dict:
+    env = dict(os.environ, POSTTRAIN_CACHE=str(cache), POSTTRAIN_SEED=str(seed),
+               POSTTRAIN_PROFILE="cpu", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "posttrain_utils.runtime.checkpoints"]
+    start = time.time()
+    subprocess.run(cmd + SHARED, env=env, check=True)
+    groups = [g + ([s for s in extra if i == 0]) for i, g in enumerate(GROUPS)]
+    procs = [subprocess.Popen(cmd + g, env=env) for g in groups]
+    if any(p.wait() for p in procs):
+        raise SystemExit("a stage failed to train")
+    return {"seconds": round(time.time() - start),
+            "files": hash_tree(cache / f"cpu-seed{seed}")}
+
+
+def compare(before: dict, after: dict) -> dict:
+    a, b = before["files"], after["files"]
+    rows = {}
+    for name in sorted(set(a) | set(b)):
+        rows[name] = ("same" if a.get(name) == b.get(name) and name in a
+                      else "only before" if name not in b
+                      else "only after" if name not in a else "DIFFERENT")
+    weights = {k: v for k, v in rows.items() if k.endswith(".safetensors")}
+    return {"weights_identical": all(v == "same" for v in weights.values()),
+            "all_files_identical": all(v == "same" for v in rows.values()),
+            "files": rows, "before": before.get("commit"), "after": after.get("commit"),
+            "sha256": {k: a.get(k) or b.get(k) for k in weights}}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--extra", nargs="*", default=[], help="more stages, first group")
+    parser.add_argument("--compare", nargs=2, type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.compare:
+        result = compare(*(json.loads(p.read_text()) for p in args.compare))
+    else:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+        result = {"commit": commit, "seed": args.seed,
+                  **train(args.cache, args.seed, args.extra)}
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("files", "sha256")}))
+
+
+if __name__ == "__main__":
+    main()
