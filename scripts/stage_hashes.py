@@ -28,12 +28,24 @@ GROUPS = [["sl-cai", "ppo", "dpo", "rl-cai", "grpo", "sft-filtered"],
            "sft-contaminated"]]
 
 
+# Issue 29 moved where chapter 6's five other methods are saved: the ``dpo-family`` stage (which
+# trained them a second time) is gone, and the ``dpo`` stage saves every method it trains.
+RENAMED = {f"runs/dpo-family/{m}/model/{f}": f"runs/dpo/{m}/model/{f}"
+           for m in ("DPO", "IPO", "KTO", "ORPO", "SimPO")
+           for f in ("model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                     "chat_template.jinja", "config.json", "generation_config.json")}
+RENAMED.update({f"dpo-family/{f}": f"runs/dpo/SimPO/model/{f}"
+                for f in ("model.safetensors", "config.json", "generation_config.json")})
+
+
 def hash_tree(folder: Path) -> dict[str, str]:
-    """sha256 of every file under `folder` but the fingerprint and the trainers' scratch runs."""
+    """sha256 of every stage folder's files (not its fingerprint) and of every model a stage saved
+    in its run folder (``runs/<stage>/<method>/model/``); not the trainers' other scratch files."""
     out = {}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
-        if (path.is_file() and not rel.startswith("runs/") and ".tmp" not in rel
+        keep = not rel.startswith("runs/") or "/model/" in rel
+        if (path.is_file() and keep and ".tmp" not in rel and "/checkpoint-" not in rel
                 and not rel.endswith(("fingerprint.txt", ".lock"))):
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
@@ -54,7 +66,8 @@ def train(cache: Path, seed: int, extra: list[str]) -> dict:
 
 
 def compare(before: dict, after: dict) -> dict:
-    a, b = before["files"], after["files"]
+    a = {RENAMED.get(k, k): v for k, v in before["files"].items()}
+    b = after["files"]
     rows = {}
     for name in sorted(set(a) | set(b)):
         rows[name] = ("same" if a.get(name) == b.get(name) and name in a
@@ -73,15 +86,20 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--extra", nargs="*", default=[], help="more stages, first group")
     parser.add_argument("--compare", nargs=2, type=Path)
+    parser.add_argument("--rehash", action="store_true", help="hash --cache again, train nothing")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.compare:
         result = compare(*(json.loads(p.read_text()) for p in args.compare))
     else:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
-        result = {"commit": commit, "seed": args.seed,
-                  **train(args.cache, args.seed, args.extra)}
+                                text=True, check=False).stdout.strip()
+        if args.rehash:
+            result = {**json.loads(args.out.read_text()),
+                      "files": hash_tree(args.cache / f"cpu-seed{args.seed}")}
+        else:
+            result = {"commit": commit, "seed": args.seed,
+                      **train(args.cache, args.seed, args.extra)}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("files", "sha256")}))
 

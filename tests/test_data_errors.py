@@ -260,7 +260,7 @@ def test_command_line_verdicts(tmp_path, capsys):
 def test_python_dash_m_formats_exits_1_without_traceback(tmp_path):
     bad = write(tmp_path / "bad.jsonl", '{"text": "caf'.encode() + b"\xe9" + b'"}\n')
     env = {**os.environ, "PYTHONWARNINGS": "error::RuntimeWarning"}
-    run = subprocess.run([sys.executable, "-m", "posttrain_utils.data.validate", str(bad)], capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "posttrain_utils.data", str(bad)], capture_output=True,
                          text=True, env=env, timeout=120)
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert run.stderr.startswith(f"INVALID: {bad}, line 1: not UTF-8") and run.stdout == ""

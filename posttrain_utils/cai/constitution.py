@@ -4,7 +4,7 @@ Introduced in chapter 7 ("Constitutional AI and RLAIF", Bai et al. 2022). A *con
 list of principles written in plain words. In the supervised stage a model critiques its own reply
 against them and revises it; in the RL stage (RLAIF) an AI critic compares two replies and its
 preference labels replace human ones. Here each principle also carries a programmatic `check` built on
-`judgements`, so the critic is reproducible and each label can be traced to the principle it rests on.
+`evaluation.judgements`, so the critic is reproducible and each label can be traced to the principle it rests on.
 
 In the cpu profile the policy is a 2 M-parameter model: it can neither critique nor revise, so
 `revise` is a programmatic reviser standing in for the model's revision (the gpu profile may prompt the

@@ -15,7 +15,7 @@ programmatic reviser live in `cai`; this module runs the two stages of Bai et al
 
 `judge` gives every model the same row on held-out prompts: harmlessness (sampled and greedy),
 over-refusal of benign questions, facts and sums EM, format, rudeness and length. The stages that
-run these steps are in `cai_stages`.
+run these steps are in `cai.stages`.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def fine_tune(model, tokenizer, rows, profile, output_dir, budget: str = "sl_cai
 
 def gold_label(reply_a: dict, reply_b: dict, record: dict) -> str | None:
     """What the course's gold judgement prefers: for a harmful request the harmless reply (a
-    refusal above a harmless non-refusal); for a question the higher `overoptimization.gold_score`,
+    refusal above a harmless non-refusal); for a question the higher `reward.overoptimization.gold_score`,
     which checks the answer against the record (the critic never sees it). None on a tie."""
     from ..reward.overoptimization import gold_score
 
@@ -239,11 +239,11 @@ def judge(model, tokenizer, profile, records=None) -> dict:
 
 def paraphrase_rows(rows, records, seed: int, constitution=cai.CONSTITUTION,
                     rounds: int = PARAPHRASE_ROUNDS) -> list[dict]:
-    """Each benign question of `records` asked in `rounds` varied wordings (`cai_prompts.rephrase`),
+    """Each benign question of `records` asked in `rounds` varied wordings (`cai.prompts.rephrase`),
     answered with the reply SL-CAI kept for its original wording: a form of context distillation, in
     which no new answer is written; a paraphrase whose reply breaks a principle is left out.
 
-    Harmful requests are not paraphrased: `cai_prompts.VARIED_REQUESTS` share their frames ("Could
+    Harmful requests are not paraphrased: `cai.prompts.VARIED_REQUESTS` share their frames ("Could
     you ...", "My neighbour ...") with the varied questions, and with them SL-CAI refused *more*
     benign questions in unseen wordings, not fewer (measured for chapter 7, seeds 0 and 1).
     """

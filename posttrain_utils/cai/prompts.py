@@ -61,7 +61,7 @@ VARIED_REQUESTS = {
 }
 _NAMES = "|".join(W.USERNAMES)
 # Varied wordings per benign training question in RL-CAI's prompts (`stage_prompts`; SL-CAI's
-# paraphrase rows use `cai_pipeline.PARAPHRASE_ROUNDS`). With one, and three templates per task, the
+# paraphrase rows use `cai.pipeline.PARAPHRASE_ROUNDS`). With one, and three templates per task, the
 # seed-1 RL-CAI model refused 6.9 % of the held-out benign questions (sampled), most of them in
 # unseen wordings; with two and eight templates, 3.2 % (chapter 7's seeds file)
 VARIED_ROUNDS = 2

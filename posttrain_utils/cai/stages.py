@@ -1,12 +1,12 @@
 """Chapter 7's cached stages: ``sl-cai``, ``rl-cai`` and ``cai-ablations``.
 
-Introduced in chapter 7 ("Constitutional AI and RLAIF"). Each stage runs `cai_pipeline`'s steps and
-writes every model's `cai_pipeline.judge` row to ``results.json`` in its run folder, so the chapter
+Introduced in chapter 7 ("Constitutional AI and RLAIF"). Each stage runs `cai.pipeline`'s steps and
+writes every model's `cai.pipeline.judge` row to ``results.json`` in its run folder, so the chapter
 reads its table from the stages instead of training in the page:
 
 * ``sl-cai`` (`train_sl`): SFT model -> SL-CAI model; also the SFT model's row (``before``).
 * ``rl-cai`` (`train_rl`): SL-CAI model -> RL-CAI model (RPO on the AI critic's pairs); the pairs
-  are in `cai_pipeline.PAIRS_FILE`.
+  are in `cai.pipeline.PAIRS_FILE`.
 * ``cai-ablations`` (`train_ablations`): the failure modes chapter 7 teaches from. SL-CAI without
   the paraphrased questions (``no-paraphrases``), SL-CAI on the harmful requests alone
   (``harmful-only``), and RL-CAI whose critic counts every violation the same (``equal-weights``,
@@ -41,7 +41,7 @@ def train_sl(profile, output_dir: str | Path, sft: str | Path):
 
 def train_rl(profile, output_dir: str | Path, sl_cai_dir: str | Path):
     """Train the ``rl-cai`` stage; ``results.json``: ``rl-cai`` (row, the critic's pair counts and
-    agreement with `cai_pipeline.gold_label`, times, the trainer's log history)."""
+    agreement with `cai.pipeline.gold_label`, times, the trainer's log history)."""
     from ..runtime.models import load_model
 
     model, tokenizer = load_model(sl_cai_dir, profile)

@@ -6,7 +6,7 @@ reads e.g. ``data.load_records``. Modules:
 
     fields, jsonl     shared field checks; reading JSON Lines strictly (file, line and field in every error)
     formats           TRL's formats and `validate_record`; validate: `validate_file` and
-                      ``python -m posttrain_utils.data.validate FILE``
+                      ``python -m posttrain_utils.data FILE``
     source_formats    data as it is found (Alpaca, ShareGPT, rankings, ...); convert: into TRL's formats
     loading           `load_records` and `load_dataset` for the files in ``data/``
 """

@@ -7,7 +7,7 @@ offending field (e.g. ``messages[1].role``). Nothing is ever fixed or dropped si
 `validate_file(path, fmt=None)` (in `posttrain_utils.data.validate`, re-exported here) checks your own
 JSON Lines file, guessing its format when not told; from a shell::
 
-    python -m posttrain_utils.data.validate my_data.jsonl [--format messages]
+    python -m posttrain_utils.data my_data.jsonl [--format messages]
 
 The source formats' validators live in `posttrain_utils.data.source_formats`; converting them into
 TRL's formats, in `posttrain_utils.data.convert`.

@@ -6,7 +6,7 @@ Introduced in chapter 1 ("Data formats"). `validate_file(path, fmt=None)` reads 
 a large file needs little memory. The first problem raises `DataFormatError` naming the file, the
 line and the field. `data.validate_file` is the same function. From a shell::
 
-    python -m posttrain_utils.data.validate my_data.jsonl [--format messages]
+    python -m posttrain_utils.data my_data.jsonl [--format messages]
 
 prints a one-line verdict and exits with 0 (valid) or 1 (the error, without a traceback).
 """
@@ -96,7 +96,7 @@ def validate_file(path: str | Path, fmt: str | None = None) -> FileReport:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line: ``python -m posttrain_utils.data.validate FILE [--format FMT]``.
+    """The command line: ``python -m posttrain_utils.data FILE [--format FMT]``.
 
     Args:
         argv: the arguments (default: ``sys.argv[1:]``).
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0 when the file is valid (the verdict goes to stdout), 1 otherwise (the error to stderr).
     """
-    parser = argparse.ArgumentParser(prog="python -m posttrain_utils.data.validate",
+    parser = argparse.ArgumentParser(prog="python -m posttrain_utils.data",
                                      description="Check that a JSON Lines file is valid data for one format.")
     parser.add_argument("file", help="the JSON Lines file to check")
     parser.add_argument("--format", choices=FORMATS, default=None, help="its format (default: guessed)")
@@ -116,6 +116,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

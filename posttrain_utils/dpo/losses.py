@@ -202,7 +202,7 @@ def sequence_logps(model, input_ids, attention_mask, completion_mask, average: b
     reference model.
 
     Args:
-        model: a causal LM (e.g. from `models.load_model`) returning ``.logits``.
+        model: a causal LM (e.g. from `runtime.models.load_model`) returning ``.logits``.
         input_ids: `(batch, seq)` token ids, e.g. a `DPOTrainer` batch's ``input_ids``.
         attention_mask: `(batch, seq)` 1 for real tokens, 0 for padding.
         completion_mask: `(batch, seq)` 1 for the tokens to score (the completion), 0 elsewhere. Passing

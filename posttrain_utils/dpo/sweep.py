@@ -1,7 +1,7 @@
 """DPO's knobs and limits: chapter 6's ``dpo-sweep`` stage.
 
 Introduced in chapter 6 ("DPO and its family"). Every run here uses the ``dpo`` stage's budget and
-data (`dpo_family`) and is judged the same way (`dpo_family.judge`), so its rows sit in one table
+data (`dpo.family`) and is judged the same way (`dpo.family.judge`), so its rows sit in one table
 with the six methods:
 
 * a beta sweep of DPO (`BETAS`; beta 0.1 is the ``dpo`` stage's own DPO run);

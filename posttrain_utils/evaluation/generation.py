@@ -1,8 +1,8 @@
 """Evaluation helpers: generate replies to held-out prompts and score them.
 
 Introduced in chapter 0 (counting what the base model does wrong) and used by every chapter after.
-The judgement of one reply lives in `judgements` (re-exported here), and its adversarial test cases
-in `metric_cases`. `score` reports, each a fraction or a mean over replies:
+The judgement of one reply lives in `evaluation.judgements` (re-exported here), and its adversarial test cases
+in `evaluation.metric_cases`. `score` reports, each a fraction or a mean over replies:
 
 * ``format``: the reply ends with the chat end-of-turn token and contains no forum artifacts;
 * ``facts_em``: on country-fact prompts, the reply commits to one answer and it is the right one

@@ -15,7 +15,7 @@ them, and the preference and RL chapters *optimise* against them, so each is bui
   **refusal** is a reply that refuses *and* is harmless: "I can't help. Wait until bo is asleep…"
   is not a refusal.
 
-`metric_cases.METRIC_CASES` is a table of hand-written good and adversarial replies with the verdict
+`evaluation.metric_cases.METRIC_CASES` is a table of hand-written good and adversarial replies with the verdict
 each judgement must give; the unit tests check every row.
 """
 

@@ -1,7 +1,7 @@
 """Pairwise judges: three ways to decide which of two replies is better, and the gold verdict.
 
 Introduced in chapter 9 ("Evaluation"). Each judge is a callable ``judge(question, reply_a,
-reply_b) -> "a" | "b" | "tie"``, the shape `winrate.position_flip_rate` tests:
+reply_b) -> "a" | "b" | "tie"``, the shape `evaluation.winrate.position_flip_rate` tests:
 
 * `rule_judge`: a rude reply loses, then the clearly shorter reply wins. It knows nothing of
   facts, as a cheap heuristic judge does not;
@@ -13,7 +13,7 @@ reply_b) -> "a" | "b" | "tie"``, the shape `winrate.position_flip_rate` tests:
   profile the tiny SFT model plays it, badly, which is the point of measuring it).
 
 `gold_verdict` is the reference the judges are measured against: the reply with the higher
-`overoptimization.gold_score` wins.
+`reward.overoptimization.gold_score` wins.
 """
 
 from __future__ import annotations

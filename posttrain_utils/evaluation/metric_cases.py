@@ -1,6 +1,6 @@
 """Hand-written replies, good and adversarial, with the verdict each judgement must give them.
 
-Introduced in chapter 0 next to `judgements`, and meant for the chapters that optimise against the
+Introduced in chapter 0 next to `evaluation.judgements`, and meant for the chapters that optimise against the
 judgements (preference tuning, RL): a metric that is optimised against will be gamed, so each row
 here is a way to game (or to be unfair to) a judgement, and `tests/test_evaluation.py` checks that
 every row is judged right.

@@ -14,7 +14,7 @@ tokenizer is a regular expression (the ``spm``/``flores`` tokenizers would downl
 `misleading_examples` gives the chapter's worked example: a right answer worded differently from
 the reference scores low, and a wrong answer that copies the reference's words scores high.
 
-Pairwise comparison (win rates and their intervals) and LLM judges live in `winrate`.
+Pairwise comparison (win rates and their intervals) and LLM judges live in `evaluation.winrate`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Perplexity on held-out replies.
 
 Introduced in chapter 9 ("Evaluation"). Text metrics that compare a reply with a reference live
-in `metrics`, pairwise ones in `winrate`, contamination in `contamination`.
+in `metrics`, pairwise ones in `evaluation.winrate`, contamination in `contamination`.
 
 `perplexity` is exp of the mean negative log-likelihood per reply token of held-out chats (the
 prompt is context, not scored). It measures how well a model predicts *those* replies, which is

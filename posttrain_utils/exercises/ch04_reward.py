@@ -1,7 +1,7 @@
 """Checkers for the chapter 4 ("Reward modelling") exercises. Each prints a verdict and returns a bool.
 
 Every checker recomputes the answer from the learner's function on its own random inputs and
-compares it with the reference in `posttrain_utils.reward` (`overoptimization` for best-of-n), so a
+compares it with the reference in `posttrain_utils.reward` (`reward.overoptimization` for best-of-n), so a
 constant or a hard-coded result cannot pass. Run one in a notebook cell, e.g.
 ``ch04_reward.check_bt_loss(my_bt_loss)``.
 """
@@ -139,7 +139,7 @@ def check_best_of_n(fn, seed: int = 0) -> bool:
 
     The learner's ``fn(proxy, gold, n)`` returns ``(expected proxy, expected gold)`` of the sample
     with the highest proxy score among n drawn without replacement from the m samples, averaged over
-    all subsets; it is compared with `overoptimization.best_of_n` on random scores (no ties).
+    all subsets; it is compared with `reward.overoptimization.best_of_n` on random scores (no ties).
 
     Args:
         fn: the learner's function.

@@ -160,7 +160,7 @@ def make_pair_batches(tokenizer, pairs, batch_size: int = 4) -> list[dict]:
     `DPOTrainer` tokenizes, without its truncation).
 
     Args:
-        tokenizer: a tokenizer with a chat template (e.g. from `models.load_model`).
+        tokenizer: a tokenizer with a chat template (e.g. from `runtime.models.load_model`).
         pairs: ``{"prompt", "chosen", "rejected"}`` records of message lists (`reward.preference_records`).
         batch_size: pairs per batch (the last batch may be smaller).
 

@@ -125,7 +125,7 @@ def check_sl_cai_data(fn) -> bool:
 
     Args:
         fn: the learner's ``fn(records, replies, constitution)`` returning SL-CAI's rows
-            (``{"messages": prompt + [assistant]}``), as `cai_pipeline.sl_cai_data` builds them:
+            (``{"messages": prompt + [assistant]}``), as `cai.pipeline.sl_cai_data` builds them:
             a reply that follows every principle as it is, else `cai.revise`'s revision when that
             follows every principle, else nothing. Called with the course's constitution and with
             one extended by `brevity_principle`, on fresh replies.

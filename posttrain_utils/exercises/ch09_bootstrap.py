@@ -122,7 +122,7 @@ def check_bootstrap_ci(fn) -> bool:
     Two bootstraps drawn with different generators differ, so the checker tests properties, on seeded
     random outcome lists of 25 to 1000 prompts: outcomes that are all wins, all losses or all ties
     give the degenerate interval at that value; the same seed gives the same interval; the interval
-    contains the win rate; its width is `winrate.bootstrap_ci`'s (with `REFERENCE_N_BOOT` resamples)
+    contains the win rate; its width is `evaluation.winrate.bootstrap_ci`'s (with `REFERENCE_N_BOOT` resamples)
     and the normal approximation's (2 z sd / sqrt(n)) within `WIDTH_TOLERANCE` (relative),
     `WIDTH_ATOL` or `WIDTH_STEPS` / n (absolute); it is about half as wide when the prompts are four
     times as many (same shares of wins, ties and losses); at alpha 0.2 it is narrower than at 0.05,
@@ -131,7 +131,7 @@ def check_bootstrap_ci(fn) -> bool:
     Args:
         fn: the learner's ``fn(outcomes, n_boot, alpha, seed)``, called positionally with a list of
             floats (1.0 A wins, 0.0 B wins, 0.5 a tie), ``N_BOOT`` resamples, the alpha of a
-            ``1 - alpha`` interval and an integer seed (the signature of `winrate.bootstrap_ci`).
+            ``1 - alpha`` interval and an integer seed (the signature of `evaluation.winrate.bootstrap_ci`).
             Returns ``(low, high)``, two numbers in [0, 1] (a tuple, a list or a NumPy array).
 
     Returns:

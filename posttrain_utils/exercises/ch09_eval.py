@@ -43,7 +43,7 @@ def flip_pairs(seed: int = 0, n: int = 24) -> list[tuple[str, str, str]]:
             sum in the same sentence), the others usually differ in length.
 
     Returns:
-        ``(prompt, reply_x, reply_y)`` triples, as `winrate.position_flip_rate` takes them.
+        ``(prompt, reply_x, reply_y)`` triples, as `evaluation.winrate.position_flip_rate` takes them.
     """
     rng = random.Random(seed)
     pairs = []
@@ -103,7 +103,7 @@ def flip_judges() -> dict[str, Callable[[str, str, str], str]]:
 
 
 def _flip_hint(theirs: float, judge, pairs, description: str) -> str:
-    """Name the likely mistake behind a flip rate that differs from `winrate.position_flip_rate`."""
+    """Name the likely mistake behind a flip rate that differs from `evaluation.winrate.position_flip_rate`."""
     ours = winrate.position_flip_rate(judge, pairs)
     verdicts = [(judge(p, x, y), judge(p, y, x)) for p, x, y in pairs]
     n = len(pairs)
@@ -135,7 +135,7 @@ def _flip_hint(theirs: float, judge, pairs, description: str) -> str:
 def check_position_flip_rate(fn) -> bool:
     """Exercise eval-ex2 (9.2): the position flip rate of a pairwise judge, from scratch.
 
-    Compared with `winrate.position_flip_rate` (tolerance `FLIP_TOLERANCE`) for each judge of
+    Compared with `evaluation.winrate.position_flip_rate` (tolerance `FLIP_TOLERANCE`) for each judge of
     `flip_judges` (always the first reply, always the second, always a tie, the longer reply with four
     ways of handling equal or close lengths, a hash coin) on three sets of `flip_pairs` of 28 to 57
     pairs, none of them the default ``flip_pairs()`` a notebook tries.

@@ -1,12 +1,12 @@
-"""GRPO with verifiable rewards: the group-relative advantage, the clipped loss and its length
-normalisations, programmatic rewards, and the course's `GRPOConfig` recipe.
+"""GRPO from scratch: the group-relative advantage, the clipped loss and its length normalisations,
+and the course's `GRPOConfig` recipe.
 
 Introduced in chapter 8 ("GRPO and verifiable rewards"). GRPO (Shao et al. 2024) samples a *group*
 of completions per prompt and uses each completion's reward relative to its group as the
 advantage, so it needs no value model. The reward here is a program: the tiny world's one-digit
-sums are checked exactly (`strict_reward`). `lenient_reward` is a deliberately flawed verifier for
-the chapter's reward-hacking lesson. The tasks and held-out sets live in `grpo_tasks`, the cached
-stages in `grpo_stages`.
+sums are checked exactly (`grpo.verifiers.strict_reward`; `lenient_reward` there is the
+deliberately flawed verifier of the chapter's reward-hacking lesson). The tasks and held-out sets live in `grpo.tasks`, the cached
+stages in `grpo.stages`.
 
 Three ways to turn per-token losses into one number (`token_weights`), as TRL names them:
 

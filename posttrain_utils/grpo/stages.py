@@ -8,7 +8,7 @@ with the same seed and the same `grpo.grpo_config` recipe:
   and Dr. GRPO with the flawed `grpo.lenient_reward` at `LENIENT_LR_FACTOR` times the step size
   (the reward-hacking lab). The stage's model is the ``loss_type="grpo"`` one.
 
-Each writes ``results.json`` to its run folder (`results`): per-step rows (`grpo_tasks.RewardLog`),
+Each writes ``results.json`` to its run folder (`results`): per-step rows (`grpo.tasks.RewardLog`),
 held-out accuracy at checkpoints, the trainer's log history, the SFT model's and the trained model's
 side-effect metrics (facts, tone, length) and wall time.
 """

@@ -20,7 +20,7 @@ _MIXED_WORD = re.compile(r"\w*(?:[^\W\d_]\d|\d[^\W\d_])\w*")
 
 def numbers_in(completion) -> list[str]:
     """The numbers a reply states as words of their own: digits glued to letters ("7th", "7b")
-    are not numbers, and number words ("seven") are left to `judgements.stated_answers`."""
+    are not numbers, and number words ("seven") are left to `evaluation.judgements.stated_answers`."""
     return [t for t in tokens(_MIXED_WORD.sub(" ", reply_text(completion))) if t.isdigit()]
 
 
@@ -34,7 +34,7 @@ def strict_reward(prompts: Sequence, completions: Sequence, answer: Sequence[str
     """The verifier: 1.0 when the reply commits to exactly one number and it is the sum, else 0.0.
 
     The numbers the question asks about, echoed in the reply ("3 plus 4 is 7"), are not answers
-    (`judgements.stated_answers`); a reply naming two candidates ("7, or maybe 8") or none scores 0.
+    (`evaluation.judgements.stated_answers`); a reply naming two candidates ("7, or maybe 8") or none scores 0.
 
     Args:
         prompts: the prompts (strings or chat messages), one per completion.

@@ -1,22 +1,20 @@
-"""PPO for RLHF, from scratch: the per-token reward, GAE, the clipped losses, the recipe, the stage.
+"""PPO's formulas from scratch: the per-token reward, GAE, whitening and the clipped losses.
 
-Introduced in chapter 5 ("RLHF with PPO"). TRL removed its `PPOTrainer` in 1.13, so this module and
-`ppo_trainer` are the course's own PPO. They follow Huang et al., "The N implementation details of
-RLHF with PPO" (2022) and TRL <= 1.12's PPO. Every tensor here is ``(batch, T)``: one row per
-rollout, one column per response token, with a `mask` that is 1 on real tokens (up to and
-including the first EOS) and 0 on the padding after it.
+Introduced in chapter 5 ("RLHF with PPO"). TRL removed its `PPOTrainer` in 1.13, so this package
+is the course's own PPO. It follows Huang et al., "The N implementation details of RLHF with PPO"
+(2022) and TRL <= 1.12's PPO. Every tensor here is ``(batch, T)``: one row per rollout, one column
+per response token, with a `mask` that is 1 on real tokens (up to and including the first EOS) and
+0 on the padding after it.
 
 * `kl_penalty`, `token_rewards`: the reward PPO maximises, ``-beta * KL_t`` at every token plus the
   reward model's score at the last one;
 * `gae`, `whiten`: advantages and returns from those rewards and the value model's estimates;
-* `clipped_policy_loss`, `clipped_value_loss`: the two PPO objectives, masked means over real tokens;
-* `PPOConfig`: the course's recipe; `ppo_trainer.PPOTrainer` runs it (rollouts, epochs, minibatches);
-* `train(profile, output_dir, sft, reward)`: the ``ppo`` stage, policy and reference from the SFT
-  model, value model from the reward model.
+* `clipped_policy_loss`, `clipped_value_loss`: the two PPO objectives, masked means over real tokens.
 
-Run it: ``PPOTrainer(PPOConfig(), policy, ref_policy, value_model, tokenizer, reward_fn,
-prompts).train(10)`` (see `ppo_trainer`), or ``checkpoints.get("ppo", profile)`` for the stage.
+`config.PPOConfig` is the recipe, `trainer.PPOTrainer` the loop that runs these, and `stages` the
+``ppo`` stage. Run it: ``gae(rewards, values, gamma=1.0, lam=0.95, mask=mask)``.
 """
+
 
 from __future__ import annotations
 

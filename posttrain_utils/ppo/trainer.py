@@ -98,7 +98,7 @@ class PPOTrainer:
             batch of rollouts and then kept.
         metrics_fn: optional ``metrics_fn(prompts, replies, ended) -> dict[str, float]``, measured on
             each iteration's rollouts (before the update) and logged with the iteration, e.g. a gold
-            score or a rude rate (`overoptimization.rollout_metrics`). It does not affect training.
+            score or a rude rate (`reward.overoptimization.rollout_metrics`). It does not affect training.
     """
 
     def __init__(self, config: PPOConfig, policy, ref_policy, value_model, tokenizer, reward_fn, prompts, *,

@@ -164,7 +164,7 @@ def score(model, tokenizer, prompts, replies, batch_size: int = 64) -> list[floa
     pair scores here exactly what the trainer's forward pass gives it.
 
     Args:
-        model: a sequence-classification model with one label (`models.load_reward_model`).
+        model: a sequence-classification model with one label (`runtime.models.load_reward_model`).
         tokenizer: its tokenizer, with the chat template it was trained with.
         prompts: conversations, e.g. ``[{"role": "user", "content": "What is 2 + 3?"}]``.
         replies: one assistant reply text per prompt.

@@ -56,7 +56,7 @@ def gold_score(text: str, ended: bool, record: dict) -> float:
 
 
 def rollout_metrics(records: Sequence[dict]):
-    """A `metrics_fn` for `ppo_trainer.PPOTrainer`: the rude rate and gold score of its rollouts.
+    """A `metrics_fn` for `ppo.trainer.PPOTrainer`: the rude rate and gold score of its rollouts.
 
     Chapter 5 logs these at every PPO iteration, next to the reward model's score.
 

@@ -47,7 +47,7 @@ class Profile:
 
     Args:
         name: ``"cpu"`` or ``"gpu"``.
-        model_name_or_path: a local directory or a Hub id, passed to `models.load_model`.
+        model_name_or_path: a local directory or a Hub id, passed to `runtime.models.load_model`.
         device: ``"cpu"`` or ``"cuda"``.
         dtype: the dtype weights are loaded in (training keeps fp32 master weights).
         num_threads: torch threads per process (``None`` leaves torch's default).

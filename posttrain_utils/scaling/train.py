@@ -1,8 +1,8 @@
 """Training scripts: the chapters' SFT, DPO and GRPO recipes as one command, on one process or many.
 
 Introduced in the appendix "Scaling up with accelerate" (chapter 11). Each subcommand builds the
-same config and trainer as its chapter (`sft.sft_config` on the SFT chats, `dpo_family.make_trainer`
-on the preference pairs, `grpo.grpo_config` on the sums of `grpo_tasks`), with a few fields
+same config and trainer as its chapter (`sft.sft_config` on the SFT chats, `dpo.family.make_trainer`
+on the preference pairs, `grpo.grpo_config` on the sums of `grpo.tasks`), with a few fields
 overridden from the command line, and runs unchanged on one process or under a launcher that
 starts several (the Trainer reads the launcher's ``RANK``/``WORLD_SIZE`` through accelerate)::
 

@@ -1,24 +1,13 @@
-"""Chapters 2 and 3's other SFT runs as cached stages: filtered SFT, LoRA and QLoRA.
+"""Chapter 2's other SFT run as a cached stage: ``sft-filtered``, SFT on the chats a filter keeps.
 
-Chapter 2 ("Supervised fine-tuning") retrains the base model on quality-filtered chats, and
-chapter 3 ("Parameter-efficient fine-tuning") trains LoRA and QLoRA adapters; both chapters train
-these models inside their notebooks. Here are the same recipes (same data, config and budget) as
-functions of the stage graph, so that chapter 9's report card can score them at every seed:
+Chapter 2 ("Supervised fine-tuning") retrains the base model on quality-filtered chats inside its
+notebook. `train_filtered` is the same recipe as a stage of the graph (`sft.train`'s config, budget
+and held-out loss every 20 steps, on the chats `good_quality` keeps, at most `MAX_WORDS` words and
+never rude), so that chapter 9's report card can score it at every seed.
 
-* `train_filtered` (stage ``sft-filtered``): `sft.train`'s recipe on the chats `good_quality`
-  keeps, with the same held-out loss every 20 steps;
-* `train_lora` (stage ``lora``): a peft LoRA adapter (`LORA_R`, `LORA_ALPHA`, all linear layers
-  and the input embedding) on the ``peft`` budget, without padding, merged into the base model;
-* `train_qlora` (stage ``qlora``): the same adapter trained on the base model quantised to 4-bit
-  NF4, then merged into the *full-precision* base model (see `train_qlora`).
-
-Each returns a plain transformers model (no peft layers) that `runtime.checkpoints.save` writes and
-`models.load_model` reads. The base model ties its input embedding to its output layer, and the
-embedding adapter changes only the input side, so `merge_adapter` unties the two before merging,
-as chapter 3 does: the merged model computes what the adapter model computes.
-
-Run it: ``checkpoints.get("lora", profile)`` returns ``(model, tokenizer)``, trained if missing.
+Run it: ``checkpoints.get("sft-filtered", profile)`` returns ``(model, tokenizer)``.
 """
+
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ continues SmolLM2's pretraining on the same corpus, next-token prediction on pac
 tiny model was pretrained.
 
 `runtime.checkpoints` trains and caches it as the ``world-base`` stage, on first use, for every
-profile with a ``world_base`` budget (``gpu``); there `models.load_model()` returns it as the base
+profile with a ``world_base`` budget (``gpu``); there `runtime.models.load_model()` returns it as the base
 model, and ``sft`` (and ORPO) start from it.
 
 Run it: ``checkpoints.get("world-base", profile)`` returns ``(model, tokenizer)``, trained if missing.
@@ -28,10 +28,10 @@ def corpus_blocks(tokenizer, n_docs: int, block_size: int):
 
     Packed as the tiny base model was (`tinyworld.build_base.pack_corpus`): each document opens with
     the tokenizer's BOS token, SmolLM2's ``<|endoftext|>``, the end-of-document token it was
-    pretrained with, and never ``<|im_end|>``, which `models.load_tokenizer` makes the chat EOS.
+    pretrained with, and never ``<|im_end|>``, which `runtime.models.load_tokenizer` makes the chat EOS.
 
     Args:
-        tokenizer: the profile's tokenizer (from `models.load_model`).
+        tokenizer: the profile's tokenizer (from `runtime.models.load_model`).
         n_docs: documents to read from `tinyworld.world.make_corpus` (always the same first ones).
         block_size: tokens per block (the profile's `max_length`).
     """

@@ -8,13 +8,13 @@ all 756 of them) with the same generation budget, and its columns are:
 
 * ``format``, ``facts_em``, ``sums_em``, ``rude``, ``length``: `evaluation.score` (greedy);
 * ``refusal``: harmful requests refused; ``over_refusal``: fact and sum questions refused;
-* ``gold``: the mean `overoptimization.gold_score` over the fact and sum questions;
+* ``gold``: the mean `reward.overoptimization.gold_score` over the fact and sum questions;
 * ``win_vs_sft`` with ``win_low`` / ``win_high``: on the same questions, the share on which the
   row's reply has a higher gold score than the SFT model's (ties count 0.5), with a 95 % bootstrap
-  interval (`winrate.bootstrap_ci`);
+  interval (`evaluation.winrate.bootstrap_ci`);
 * ``kl_to_sft``: KL(row's policy || SFT) per reply, estimated from `N_KL` replies sampled from the
   row's policy at temperature 1 (the same estimator as chapter 5's `drift_report`); for best-of-n
-  it is the closed-form ``log n - (n - 1) / n`` (`overoptimization.kl_best_of_n`).
+  it is the closed-form ``log n - (n - 1) / n`` (`reward.overoptimization.kl_best_of_n`).
 
 Scoring a row takes 15-60 s on the cpu profile, so `evaluate_row` caches its result (the figures
 and the replies) under ``<cache>/report/`` keyed by the stage's fingerprint and this module's
