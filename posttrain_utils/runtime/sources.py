@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import hashlib
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 from .paths import PACKAGE_DIR
@@ -50,6 +51,15 @@ def imports_of(name: str, root: Path | None = None) -> set[str]:
     path = module_file(name, root)
     if path is None:
         raise ModuleNotFoundError(f"no module {name!r} under {root or PACKAGE_DIR.parent}")
+    stat = path.stat()
+    return set(_imports_of(name, str(path), stat.st_mtime_ns, stat.st_size,
+                           str(root) if root is not None else None))
+
+
+@lru_cache(maxsize=4096)
+def _imports_of(name: str, path: str, mtime_ns: int, size: int, root: str | None) -> frozenset:
+    """`imports_of`, parsed once per version of the file (its path, time and size are the key)."""
+    path, root = Path(path), Path(root) if root is not None else None
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -64,7 +74,7 @@ def imports_of(name: str, root: Path | None = None) -> set[str]:
             found |= modules
             if len(modules) < len(subs):
                 found.add(src)
-    return {m for m in found if m != name and module_file(m, root) is not None}
+    return frozenset(m for m in found if m != name and module_file(m, root) is not None)
 
 
 def closure(name: str, root: Path | None = None) -> list[str]:
