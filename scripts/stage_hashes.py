@@ -35,7 +35,12 @@ RENAMED = {f"runs/dpo-family/{m}/model/{f}": f"runs/dpo/{m}/model/{f}"
            for f in ("model.safetensors", "tokenizer.json", "tokenizer_config.json",
                      "chat_template.jinja", "config.json", "generation_config.json")}
 RENAMED.update({f"dpo-family/{f}": f"runs/dpo/SimPO/model/{f}"
-                for f in ("model.safetensors", "config.json", "generation_config.json")})
+                for f in ("model.safetensors", "config.json", "generation_config.json",
+                          "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")})
+# RPO, saved now with the others, is the ``dpo`` stage's own model
+SAVED_TWICE = {f"runs/dpo/RPO/model/{f}": f"dpo/{f}"
+               for f in ("model.safetensors", "config.json", "generation_config.json",
+                         "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")}
 
 
 def hash_tree(folder: Path) -> dict[str, str]:
@@ -44,7 +49,7 @@ def hash_tree(folder: Path) -> dict[str, str]:
     out = {}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
-        keep = not rel.startswith("runs/") or "/model/" in rel
+        keep = (not rel.startswith(("runs/", "report/"))) or ("/model/" in rel and rel.startswith("runs/"))
         if (path.is_file() and keep and ".tmp" not in rel and "/checkpoint-" not in rel
                 and not rel.endswith(("fingerprint.txt", ".lock"))):
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -67,7 +72,8 @@ def train(cache: Path, seed: int, extra: list[str]) -> dict:
 
 def compare(before: dict, after: dict) -> dict:
     a = {RENAMED.get(k, k): v for k, v in before["files"].items()}
-    b = after["files"]
+    b = {k: v for k, v in after["files"].items() if not k.startswith("report/")}
+    a.update({new: a[old] for new, old in SAVED_TWICE.items() if old in a and new in b})
     rows = {}
     for name in sorted(set(a) | set(b)):
         rows[name] = ("same" if a.get(name) == b.get(name) and name in a

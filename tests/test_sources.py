@@ -95,6 +95,17 @@ def test_an_unrelated_edit_changes_no_fingerprint(copied):
     assert after["grpo"] != before["grpo"]  # trained from the sft stage
 
 
+def test_the_graphs_own_machinery_retrains_nothing(copied):
+    names = [name for name in graph.all_stages() if name not in ("base", graph.WORLD_BASE)]
+    before = {name: graph.fingerprint(name, PROFILE) for name in names}
+    assert "posttrain_utils.runtime.graph" in sources.closure("posttrain_utils.ppo.stages")
+    for module in ("graph", "sources", "checkpoints"):
+        _append(copied / "runtime" / f"{module}.py")
+    assert {name: graph.fingerprint(name, PROFILE) for name in names} == before
+    _append(copied / "runtime" / "profiles.py")  # seeds and budgets: every stage retrains
+    assert all(graph.fingerprint(name, PROFILE) != before[name] for name in names)
+
+
 def _private_uses(path: Path, module: str) -> list[str]:
     """``from x import _name`` and ``alias._name`` where alias is a package module: a private name
     of another module."""

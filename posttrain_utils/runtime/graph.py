@@ -14,7 +14,8 @@ having a ``world_base`` budget; there, every stage trained from ``base`` is trai
 base model.
 
 A stage's *fingerprint* covers the source of the module that trains it and of every package
-module that module imports, transitively (`runtime.sources`), the profile's budget for it, the
+module that module imports, transitively (`runtime.sources`; the graph's own machinery,
+`MACHINERY`, aside), the profile's budget for it, the
 trainer arguments (seed and precision included), the data files it reads and the fingerprints of
 its upstream stages. A cached stage with another fingerprint is stale and is retrained. The cache
 lives in ``$POSTTRAIN_CACHE`` (default ``.cache/checkpoints``), one folder per profile and seed;
@@ -37,6 +38,10 @@ from .paths import DATA_DIR, PACKAGE_DIR, cache_root
 from .profiles import Profile, resolve
 
 FINGERPRINT_FILE = "fingerprint.txt"
+# the graph's own machinery decides *whether* a stage trains, never *what* it trains: a stage's
+# fingerprint does not follow it (a ``stages.py`` imports `Stage` from here)
+MACHINERY = ("posttrain_utils.runtime.graph", "posttrain_utils.runtime.sources",
+             "posttrain_utils.runtime.checkpoints")
 WORLD_BASE = "world-base"  # the stage, and (with "_") its budget: `Profile.budget("world_base")`
 
 
@@ -140,7 +145,7 @@ def fingerprint(name: str, profile: Profile | None = None) -> str:
         weights = Path(profile.model_name_or_path) / "model.safetensors"
         h.update(weights.read_bytes() if weights.exists() else profile.model_name_or_path.encode())
         return h.hexdigest()[:16]
-    h.update(sources.digest([stage.module]).encode())
+    h.update(sources.digest([stage.module], skip=MACHINERY).encode())
     if isinstance(stage.budget, tuple):  # a recipe laid over another's: every budget it reads
         budget = {b: profile.budget(b) for b in stage.budget}
     else:

@@ -77,20 +77,21 @@ def _imports_of(name: str, path: str, mtime_ns: int, size: int, root: str | None
     return frozenset(m for m in found if m != name and module_file(m, root) is not None)
 
 
-def closure(name: str, root: Path | None = None) -> list[str]:
-    """Module `name` and every package module it imports, transitively, sorted."""
-    seen, todo = set(), [name]
+def closure(name: str, root: Path | None = None, skip: Iterable[str] = ()) -> list[str]:
+    """Module `name` and every package module it imports, transitively, sorted; the modules in
+    `skip` are neither included nor followed."""
+    seen, todo, skip = set(), [name], set(skip)
     while todo:
         current = todo.pop()
-        if current not in seen:
+        if current not in seen and current not in skip:
             seen.add(current)
-            todo.extend(imports_of(current, root) - seen)
+            todo.extend(imports_of(current, root) - seen - skip)
     return sorted(seen)
 
 
-def digest(names: Iterable[str], root: Path | None = None) -> str:
+def digest(names: Iterable[str], root: Path | None = None, skip: Iterable[str] = ()) -> str:
     """A sha256 over the source of the closures of `names` (each file once, in name order)."""
-    modules = sorted({m for name in names for m in closure(name, root)})
+    modules = sorted({m for name in names for m in closure(name, root, skip)})
     h = hashlib.sha256()
     for module in modules:
         h.update(module.encode() + b"\0" + module_file(module, root).read_bytes())
