@@ -14,7 +14,9 @@
 #   make site     build _stage (already executed) into _build/html with -W
 #   make sync     jupytext --sync every chapters/*.md with its .ipynb, then strip outputs
 #   make world    regenerate the tiny base model and the shipped datasets
-#   make seeds CHAPTER=03   run a chapter at seeds 0, 1, 2 -> chapters/seeds/03_*.json
+#   make seeds CHAPTER=03   run a chapter at seeds 0-4 -> chapters/seeds/03_*.json
+#   make placebo CHAPTER=03 run it once with every training budget zero steps (the negative
+#                 control: every effect must fail) -> chapters/placebo/03_*.json
 #   make pipeline SEED=1    train every stage not cached yet (upstream first), then score the report
 #                 card -> reports/report_card.md and .png (python -m posttrain_utils.runtime.pipeline)
 #   make student  write the student edition (solutions removed) -> student/chapters/*.ipynb
@@ -78,7 +80,7 @@ export MKL_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PYDEVD_DISABLE_FILE_VALIDATION ?= 1
 
-.PHONY: help test book env unit pairs stage execute site sync world seeds pipeline student student-book \
+.PHONY: help test book env unit pairs stage execute site sync world seeds placebo pipeline student student-book \
   grade clean bench-ppo gpu-dry-run
 
 help:
@@ -166,11 +168,18 @@ world: env
 	"$(BIN)/python" -m posttrain_utils.tinyworld.build_base
 	"$(BIN)/python" -m posttrain_utils.tinyworld.make_data
 
-# Execute one chapter at seeds 0, 1 and 2 (two at a time) and write the figures its Check prints to
+# Execute one chapter at seeds 0-4 (two at a time) and write the figures its Check prints to
 # chapters/seeds/NN_name.json; fails if a lesson does not hold at some seed.
 seeds: env
 	@test -n "$(CHAPTER)" || { echo "usage: make seeds CHAPTER=NN" >&2; exit 1; }
 	"$(BIN)/python" -m posttrain_utils.runtime.seeds "$(CHAPTER)" --jobs $(JOBS)
+
+# The negative control: execute one chapter with POSTTRAIN_PLACEBO=1 (every training budget zero
+# steps, its stages cached apart) -> chapters/placebo/NN_name.json; fails unless every effect
+# failed and every guard and identity held.
+placebo: env
+	@test -n "$(CHAPTER)" || { echo "usage: make placebo CHAPTER=NN" >&2; exit 1; }
+	"$(BIN)/python" -m posttrain_utils.runtime.seeds "$(CHAPTER)" --placebo
 
 # The whole course as one command: every stage of the stage graph in dependency order (cached ones
 # are skipped), then the report card (chapter 9) -> reports/report_card.md and .png.

@@ -48,7 +48,7 @@ def train(profile, output_dir: str | Path, sft: str | Path, reward: str | Path):
 
     seed_everything(profile.seed)
     iterations = profile.budget("ppo").get("iterations")
-    if not isinstance(iterations, int) or iterations < 1:
+    if not isinstance(iterations, int) or iterations < (0 if profile.placebo else 1):
         raise ValueError(f"profile {profile.name!r}: the ppo budget needs a positive int 'iterations'")
     config = ppo_config(profile)
     policy, tokenizer = load_model(sft, profile)

@@ -242,15 +242,15 @@ class PPOTrainer:
         """Run `iterations` PPO iterations.
 
         Args:
-            iterations: how many.
+            iterations: how many (0 in the placebo run: nothing changes).
             callback: called as ``callback(entry)`` after each iteration; it may add keys to the
                 entry (e.g. a gold score measured on held-out prompts).
 
         Returns:
             The log history: one dict per iteration so far, with the keys in `LOG_KEYS`.
         """
-        if not isinstance(iterations, int) or iterations < 1:
-            raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+        if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 0:
+            raise ValueError(f"iterations must be a non-negative int, got {iterations!r}")
         for _ in range(iterations):
             entry = self.step()
             if callback is not None:

@@ -108,9 +108,11 @@ def get_stage(name: str) -> Stage:
 
 
 def cache_dir(profile: Profile | None = None) -> Path:
-    """The cache folder of a profile and seed, e.g. ``.cache/checkpoints/cpu-seed0``."""
+    """The cache folder of a profile and seed, e.g. ``.cache/checkpoints/cpu-seed0``
+    (``cpu-seed0-placebo`` for the placebo run's untrained stages)."""
     profile = resolve(profile)
-    return cache_root() / f"{profile.name}-seed{profile.seed}"
+    placebo = "-placebo" if profile.placebo else ""
+    return cache_root() / f"{profile.name}-seed{profile.seed}{placebo}"
 
 
 def run_dir(name: str, profile: Profile | None = None) -> Path:

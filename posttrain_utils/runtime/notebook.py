@@ -70,31 +70,3 @@ def quiet(trainer):
         trainer.add_callback(quiet_cls)
     return trainer
 
-
-def check(figures: dict, conditions: dict, enforce: bool = True) -> None:
-    """A chapter's Check: print its figures and asserted conditions, then fail if any is false.
-
-    The figures and conditions are also recorded for ``make seeds`` (`runtime.seeds.record`), which
-    runs the chapter at seeds 0, 1 and 2 and keeps the band in ``chapters/seeds/``.
-
-    Args:
-        figures: name -> number, e.g. ``{"facts_em (lora)": 0.93}``.
-        conditions: name -> bool, each a lesson written as a comparison, e.g.
-            ``{"lora facts >= full SFT - 0.05": lora >= full - 0.05}``.
-        enforce: raise when a condition fails. Chapters pass ``profile.name == "cpu"`` where
-            the thresholds are calibrated for the tiny world only.
-
-    Raises:
-        AssertionError: naming every condition that does not hold (when `enforce`).
-    """
-    from .seeds import record
-
-    width = max(map(len, [*figures, *conditions]))
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value:.4g}" if isinstance(value, float) else f"{name:<{width}}  {value}")
-    for name, ok in conditions.items():
-        print(f"{'PASS' if ok else 'FAIL'}  {name}")
-    record(figures, conditions)
-    failed = [name for name, ok in conditions.items() if not ok]
-    if failed and enforce:
-        raise AssertionError(f"the chapter's lesson does not hold: {failed}")

@@ -11,7 +11,10 @@ Introduced in chapter 0. Two profiles exist:
   (`posttrain_utils.tinyworld.world_base`, `runtime.checkpoints.base_stage`).
 
 Override the automatic choice with the environment variable ``POSTTRAIN_PROFILE=cpu|gpu``, and
-the seed with ``POSTTRAIN_SEED`` (default 0; ``make seeds`` runs a chapter at seeds 0, 1 and 2).
+the seed with ``POSTTRAIN_SEED`` (default 0; ``make seeds`` runs a chapter at several seeds).
+``POSTTRAIN_PLACEBO=1`` makes the *placebo* of a profile (``make placebo``): every training budget
+is zero steps (`Profile.budget`, `Profile.steps`, ``num_train_epochs=0``), so every stage is its
+upstream model unchanged and every effect a chapter asserts must fail.
 Call `activate()` first thing in a notebook, before importing transformers or TRL. It records the
 profile it returns: helpers called without a profile use `current()`, that same profile, and never
 re-read the environment.
@@ -29,6 +32,9 @@ from dataclasses import dataclass, field
 
 PROFILE_ENV = "POSTTRAIN_PROFILE"
 SEED_ENV = "POSTTRAIN_SEED"
+PLACEBO_ENV = "POSTTRAIN_PLACEBO"
+# the budget keys that count training steps: zero in a placebo profile
+STEP_KEYS = ("max_steps", "iterations")
 NO_NETWORK_ENV = "POSTTRAIN_NO_NETWORK"
 from .paths import TINY_BASE_DIR
 # SmolLM2-135M: a Llama-architecture base model like our tiny one, so every chapter's code path is
@@ -58,6 +64,7 @@ class Profile:
         max_new_tokens: generation budget per reply.
         budgets: per-stage training budgets (step counts, never wall time).
         seed: seeds Python, NumPy, torch, the trainers' data order and sampled metrics.
+        placebo: the negative control (``POSTTRAIN_PLACEBO=1``): every step count is zero.
     """
 
     name: str
@@ -72,20 +79,32 @@ class Profile:
     max_new_tokens: int
     budgets: dict = field(default_factory=dict)
     seed: int = SEED
+    placebo: bool = False
 
     def budget(self, chapter: str) -> dict:
-        """The budget for `chapter` (e.g. ``"sft"``) as a dict of keyword arguments."""
+        """The budget for `chapter` (e.g. ``"sft"``) as a dict of keyword arguments (its step
+        counts zero in a placebo profile)."""
         if chapter not in self.budgets:
             raise KeyError(f"profile {self.name!r} has no budget for {chapter!r}; known: {sorted(self.budgets)}")
-        return dict(self.budgets[chapter])
+        budget = dict(self.budgets[chapter])
+        if self.placebo:
+            budget.update({k: 0 for k in STEP_KEYS if k in budget})
+        return budget
+
+    def steps(self, n: int) -> int:
+        """`n` training steps, or 0 in a placebo profile: for a step count a chapter writes itself."""
+        return 0 if self.placebo else int(n)
 
     def trainer_kwargs(self) -> dict:
         """Arguments every TRL config needs in this profile: device, precision, seed, no reports."""
         on_cpu = self.device == "cpu"
         bf16 = (not on_cpu) and _cuda_bf16()
-        return dict(use_cpu=on_cpu, bf16=bf16, fp16=(not on_cpu) and not bf16, activation_checkpointing=False,
-                    report_to="none", seed=self.seed, data_seed=self.seed, save_strategy="no",
-                    logging_steps=10, dataloader_num_workers=0)
+        kwargs = dict(use_cpu=on_cpu, bf16=bf16, fp16=(not on_cpu) and not bf16, activation_checkpointing=False,
+                      report_to="none", seed=self.seed, data_seed=self.seed, save_strategy="no",
+                      logging_steps=10, dataloader_num_workers=0)
+        if self.placebo:  # max_steps 0 alone means "train num_train_epochs epochs" to transformers
+            kwargs["num_train_epochs"] = 0
+        return kwargs
 
 
 def _cuda_bf16() -> bool:
@@ -153,15 +172,7 @@ GPU = Profile(
     name="gpu", model_name_or_path=GPU_BASE_MODEL, device="cuda", dtype="float32", num_threads=None,
     offline=False, max_length=256, n_eval=200, n_samples=2, max_new_tokens=64,
     budgets={
-        # the world-base stage (chapter 0; world_base.py): SmolLM2 reads the tiny world's corpus
-        # before any chapter starts. Unmeasured (no GPU run yet). 60 000 documents are 12.7 M
-        # characters, 2.5 M words: 3.4 M tokens with the tiny base model's tokenizer (trained on
-        # this corpus, so a lower bound); SmolLM2's English BPE, which splits digits and invented
-        # names, should need about 4 M. 1 000 steps x 16 blocks x 256 tokens = 4.1 M tokens, about
-        # one pass, in which every country's facts are read ~540 times (45 % of the documents are
-        # encyclopedia entries, each stating all facts of one of 50 countries). 1e-4, cosine, is a
-        # common continued-pretraining step for a ~100 M model. 6 x 135 M x 4.1 M = 3.3e15 FLOPs:
-        # an estimated 5 minutes on a T4 at a realistic 10-15 TFLOP/s in fp16.
+        # the world-base stage (chapter 0): unmeasured; its sizing is in tinyworld/world_base.py
         "world_base": dict(max_steps=1000, per_device_train_batch_size=16, learning_rate=1e-4, n_docs=60_000),
         "sft": dict(max_steps=300, per_device_train_batch_size=16, learning_rate=5e-5),
         "peft": dict(max_steps=300, per_device_train_batch_size=16, learning_rate=2e-4),
@@ -240,6 +251,14 @@ def seed_from_env() -> int:
         raise ValueError(f"{SEED_ENV}={raw!r} is not an integer seed") from None
 
 
+def placebo_from_env() -> bool:
+    """Whether ``$POSTTRAIN_PLACEBO`` asks for the placebo run (``1``; unset or ``0``: no)."""
+    raw = os.environ.get(PLACEBO_ENV, "0")
+    if raw not in ("0", "1"):
+        raise ValueError(f"{PLACEBO_ENV}={raw!r}: expected 0 or 1")
+    return raw == "1"
+
+
 def seed_everything(seed: int = SEED) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA)."""
     import numpy as np
@@ -250,7 +269,7 @@ def seed_everything(seed: int = SEED) -> None:
     torch.manual_seed(seed)
 
 
-def activate(name: str | None = None, seed: int | None = None) -> Profile:
+def activate(name: str | None = None, seed: int | None = None, placebo: bool | None = None) -> Profile:
     """Choose the profile, apply it (offline mode, threads, quiet library logs), seed everything, and
     record it as the active profile (`current()`).
 
@@ -259,12 +278,14 @@ def activate(name: str | None = None, seed: int | None = None) -> Profile:
     Args:
         name: ``"cpu"`` or ``"gpu"``; default ``$POSTTRAIN_PROFILE``, else by CUDA availability.
         seed: the notebook's seed; default ``$POSTTRAIN_SEED``, else 0.
+        placebo: the zero-step negative control; default ``$POSTTRAIN_PLACEBO``, else off.
 
     Returns:
-        The active `Profile`, with its `seed` set.
+        The active `Profile`, with its `seed` (and `placebo`) set.
     """
     global _ACTIVE
-    profile = dataclasses.replace(get_profile(name), seed=seed_from_env() if seed is None else int(seed))
+    profile = dataclasses.replace(get_profile(name), seed=seed_from_env() if seed is None else int(seed),
+                                  placebo=placebo_from_env() if placebo is None else bool(placebo))
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: plain progress bars
@@ -272,8 +293,7 @@ def activate(name: str | None = None, seed: int | None = None) -> Profile:
     # (chapter 6): a FutureWarning for TRL's maintainers, not for the reader
     warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated",
                             category=FutureWarning)
-    # bitsandbytes' CPU backend logs a warning at import when the optional `kernels` package (Hub
-    # kernels) is missing; its pure-torch fallback is what the course uses. Quiet that one logger.
+    # bitsandbytes warns at import without the optional `kernels` package; its torch fallback is fine
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     if profile.offline:
         go_offline()

@@ -12,6 +12,15 @@ tiny model was pretrained.
 profile with a ``world_base`` budget (``gpu``); there `runtime.models.load_model()` returns it as the base
 model, and ``sft`` (and ORPO) start from it.
 
+The budget (``profiles.GPU``'s ``world_base``), unmeasured (no GPU run yet): 60 000 documents are
+12.7 M characters, 2.5 M words: 3.4 M tokens with the tiny base model's tokenizer (trained on this
+corpus, so a lower bound); SmolLM2's English BPE, which splits digits and invented names, should
+need about 4 M. 1 000 steps x 16 blocks x 256 tokens = 4.1 M tokens, about one pass, in which
+every country's facts are read ~540 times (45 % of the documents are encyclopedia entries, each
+stating all facts of one of 50 countries). 1e-4, cosine, is a common continued-pretraining step
+for a ~100 M model. 6 x 135 M x 4.1 M = 3.3e15 FLOPs: an estimated 5 minutes on a T4 at a
+realistic 10-15 TFLOP/s in fp16.
+
 Run it: ``checkpoints.get("world-base", profile)`` returns ``(model, tokenizer)``, trained if missing.
 """
 
