@@ -107,3 +107,47 @@ def test_offline_profile_refuses_hub_ids():
     hub = dataclasses.replace(profiles.CPU, model_name_or_path="HuggingFaceTB/SmolLM2-135M")
     with pytest.raises(FileNotFoundError, match="offline"):
         load_model(profile=hub)
+
+
+def test_placebo_zeroes_every_step_count_and_nothing_else(monkeypatch):
+    """`make placebo`: every budget's step counts are 0, transformers is told 0 epochs, the stages
+    are cached apart, and the normal profile is untouched (its figures cannot change)."""
+    from posttrain_utils.runtime import graph
+
+    normal = profiles.CPU
+    placebo = dataclasses.replace(normal, placebo=True)
+    for name, budget in normal.budgets.items():
+        zeroed = placebo.budget(name)
+        assert all(zeroed[k] == 0 for k in profiles.STEP_KEYS if k in budget), name
+        assert {k: v for k, v in zeroed.items() if k not in profiles.STEP_KEYS} == \
+            {k: v for k, v in budget.items() if k not in profiles.STEP_KEYS}, name
+        assert normal.budget(name) == budget  # the normal run's budget as written
+    assert placebo.steps(12) == 0 and normal.steps(12) == 12
+    assert placebo.trainer_kwargs()["num_train_epochs"] == 0
+    assert "num_train_epochs" not in normal.trainer_kwargs()
+    assert graph.cache_dir(placebo).name == "cpu-seed0-placebo" and graph.cache_dir(normal).name == "cpu-seed0"
+    assert graph.fingerprint("sft", placebo) != graph.fingerprint("sft", normal)
+    monkeypatch.setenv(profiles.PLACEBO_ENV, "1")
+    assert profiles.activate("cpu").placebo
+    monkeypatch.setenv(profiles.PLACEBO_ENV, "0")
+    assert not profiles.activate("cpu").placebo
+    monkeypatch.setenv(profiles.PLACEBO_ENV, "yes")
+    with pytest.raises(ValueError, match="POSTTRAIN_PLACEBO='yes'"):
+        profiles.activate("cpu")
+
+
+def test_placebo_sft_trains_zero_steps(tmp_path):
+    """A trainer built from a placebo profile's budget leaves the model's weights unchanged."""
+    import torch
+
+    from posttrain_utils.data import load_dataset
+    from posttrain_utils.sft import recipe
+
+    placebo = dataclasses.replace(profiles.CPU, placebo=True)
+    model, tokenizer = load_model(placebo.model_name_or_path, placebo)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = load_dataset("sft_train", columns=["messages"]).select(range(32))
+    trainer = recipe.sft_trainer(model, tokenizer, recipe.sft_config(placebo, tmp_path, eval_strategy="no"), data)
+    trainer.train()
+    assert trainer.state.global_step == 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -86,7 +86,7 @@ def online_dpo(profile, output_dir, sft, reward_model, reward_tokenizer, rounds:
     policy, tokenizer = load_model(sft, profile)
     ref, _ = load_model(sft, profile, for_training=False)
     info = []
-    for k in range(rounds):
+    for k in range(rounds if steps else 0):  # no step (the placebo run): the SFT model, as it is
         prompts = training_prompts(n_prompts, offset=k * n_prompts)
         a, b = (generate(policy, tokenizer, prompts, profile, sample=True, seed=profile.seed + 2 * k + j)
                 for j in range(2))

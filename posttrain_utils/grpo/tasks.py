@@ -117,3 +117,16 @@ class RewardLog:
             "numbers_per_reply": mean([len(numbers_in(c)) for c in completions]),
             "question": question_text(prompts[0])})
         return rewards
+
+
+# the columns of `RewardLog.rows`, the question aside
+STEP_COLUMNS = ("reward", "strict_accuracy", "zero_spread", "length", "length_correct",
+                "length_incorrect", "numbers_per_reply")
+
+
+def steps_frame(rows):
+    """`RewardLog.rows` as a `pandas.DataFrame` of `STEP_COLUMNS`, one row per step (none when
+    nothing trained, as in the placebo run)."""
+    import pandas as pd
+
+    return pd.DataFrame(list(rows), columns=[*STEP_COLUMNS, "question"]).drop(columns="question")

@@ -142,7 +142,8 @@ def _run_one(notebook: Path, seed: int, workdir: Path, timeout: int, placebo: bo
     cmd += ["--allow-errors"] if placebo else []
     proc = subprocess.run(cmd, env=env, cwd=notebook.parent, capture_output=True, text=True)
     if not out.exists():  # the notebook stopped before its Check (an error, or a failed exercise)
-        tail = (proc.stderr or proc.stdout)[-3000:]
+        raised = _raised(workdir / f"{notebook.stem}-seed{seed}.ipynb")
+        tail = "\n".join(raised) if raised else (proc.stderr or proc.stdout)[-3000:]
         raise RuntimeError(f"{notebook.name} at seed {seed} did not reach its Check:\n{tail}")
     result = json.loads(out.read_text())
     result["executed"] = proc.returncode == 0
