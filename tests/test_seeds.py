@@ -111,3 +111,20 @@ def test_band_reads_spread_and_stability(tmp_path, monkeypatch):
     figures, conditions = seeds.band(CHAPTERS[0])
     assert figures.loc["facts", "spread"] == pytest.approx(0.2) and not figures.loc["facts", "stable"]
     assert figures.loc["loss", "stable"] and conditions.loc["ok"].all()
+
+
+def test_band_shows_each_conditions_kind_and_worst_margin(tmp_path, monkeypatch):
+    monkeypatch.setattr(seeds, "SEEDS_DIR", tmp_path)
+
+    def run(margin):
+        return {"figures": {"facts": 0.9}, "conditions": {"lesson": margin > 0, "same": True},
+                "kinds": {"lesson": "effect", "same": "identity"},
+                "margins": {"lesson": margin, "same": None}, "executed": True}
+
+    data = {"seeds": {str(s): run(m) for s, m in enumerate((0.3, 0.1, -0.05, 0.2, 0.4))}}
+    (tmp_path / f"{CHAPTERS[0]}.json").write_text(json.dumps(data))
+    _, conditions = seeds.band(CHAPTERS[0])
+    assert conditions.loc["lesson", "kind"] == "effect" and conditions.loc["same", "kind"] == "identity"
+    assert conditions.loc["lesson", "worst margin"] == pytest.approx(-0.05)
+    assert conditions["worst margin"].isna()["same"]
+    assert seeds.held_at_every_seed(conditions) == "1 of 2"
