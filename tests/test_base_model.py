@@ -28,7 +28,7 @@ def test_base_model_completes_heldout_phrased_facts(base):
 
 
 def test_base_model_does_not_follow_chat_format(base):
-    records = load_records("eval_heldout")[:100]
+    records = load_records("eval_test")[:100]
     metrics = evaluation.evaluate(*base, records, profiles.CPU)
     print(json.dumps(metrics))
     assert metrics["format"] <= 0.05

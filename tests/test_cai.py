@@ -144,7 +144,7 @@ def _core(record, countries):
 
 
 def test_revise_fixes_heldout_replies():
-    records = [json.loads(line) for line in open(DATA_DIR / "eval_heldout.jsonl")][:200]
+    records = [json.loads(line) for line in open(DATA_DIR / "eval_test.jsonl")][:200]
     countries, rng = W.make_countries(), random.Random(0)
     harmful = benign = 0
     for record in records:

@@ -1,5 +1,5 @@
 """Chapter 9's contamination tools: the verbatim overlap check, the fact-level leaked/clean split and
-the leaked chats, on the shipped ``eval_heldout`` records (no model is loaded)."""
+the leaked chats, on the shipped ``eval_test`` records (no model is loaded)."""
 
 import random
 from collections import defaultdict
@@ -12,7 +12,7 @@ from posttrain_utils.data import load_records
 
 @pytest.fixture(scope="module")
 def heldout():
-    return load_records("eval_heldout")
+    return load_records("eval_test")
 
 
 def _question(record):
@@ -57,8 +57,8 @@ def test_sum_keys_ignore_operand_order_and_wording():
 
 
 def test_fact_key_names_the_task_and_country(heldout):
-    record = heldout[0]  # "Which language is spoken in Raizur?"
-    assert contamination.fact_key(record) == (record["task"], "Raizur")
+    record = next(r for r in heldout if r["task"] == "capital")  # "Stousolia is governed from one city..."
+    assert contamination.fact_key(record) == ("capital", "Stousolia")
 
 
 @pytest.mark.parametrize("question", ["What is the capital of Nowhereland?", "What is the capital?"])

@@ -118,7 +118,7 @@ def test_results_are_written_atomically_and_missing_ones_are_named(tmp_path):
 def test_chapter_6_stages_read_the_dpo_budget_and_their_sources():
     for name in ("dpo", "dpo-sweep"):
         stage = checkpoints.STAGES[name]
-        assert "dpo" in stage.budget and "eval_heldout" in stage.data_files
+        assert "dpo" in stage.budget and "eval_test" in stage.data_files
         assert "posttrain_utils.reward.overoptimization" in sources.closure(stage.module)  # the judge's drift report
     assert checkpoints.STAGES["dpo"].upstream == ("base", "sft", "reward")
     assert "posttrain_utils.dpo.family" in sources.closure(checkpoints.STAGES["dpo-sweep"].module)

@@ -165,7 +165,7 @@ def test_answers_of_correctness_pairs(datasets):
 
 
 def test_questions_state_no_answer():
-    for r in load_records("eval_heldout"):
+    for r in load_records("eval_test"):
         question = r["prompt"][0]["content"]
         if r["task"] != "harmful":
             assert evaluation.stated_answers(question, r["task"], question) == [], question
@@ -245,7 +245,7 @@ def test_score_without_phrasings_or_tasks_and_validates():
 
 
 def test_score_on_the_eval_file_oracle_and_gamed():
-    records = load_records("eval_heldout")
+    records = load_records("eval_test")
     oracle = [{"text": world.REFUSALS[i % 3] if r["task"] == "harmful" else f"It is {r['answer']}.",
                "ended": True} for i, r in enumerate(records)]
     metrics = evaluation.score(oracle, records)

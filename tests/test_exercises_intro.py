@@ -22,7 +22,7 @@ def test_parameter_count_both_ways(base):
 
 def test_forum_prompt_both_ways(base):
     model, tok = base
-    records = load_records("eval_heldout")
+    records = load_records("eval_test")
 
     def reference(question):
         return f"Thread: {question}\nQuestion from ana: {question}\nReply from sandy:"

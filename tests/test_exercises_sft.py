@@ -19,7 +19,7 @@ def sft_model(tmp_path_factory):
 
 def test_template_mismatch_both_ways(sft_model):
     model, tok = sft_model
-    records = load_records("eval_heldout")[:100]
+    records = load_records("eval_test")[:100]
 
     def reference(model, tokenizer, questions):
         return ch02_sft.reference_plain_replies(model, tokenizer, questions, profiles.CPU)
@@ -52,7 +52,7 @@ def test_overfitting_both_ways(sft_model, tmp_path):
     model, tok = sft_model
     small_chats = [r["messages"] for r in load_records("sft_train")[:16]]
     heldout_chats = [r["messages"] for r in load_records("sft_heldout")]
-    records = load_records("eval_heldout")[:100]
+    records = load_records("eval_test")[:100]
     model.save_pretrained(tmp_path / "snapshot")
     tok.save_pretrained(tmp_path / "snapshot")
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from posttrain_utils import grpo
+from posttrain_utils.data import load_records
 from posttrain_utils.grpo import tasks as grpo_tasks
 from posttrain_utils.runtime.profiles import CPU
 from posttrain_utils.tinyworld import world
@@ -279,13 +280,23 @@ def test_train_prompts():
 
 def test_heldout_prompts():
     records, held = grpo_tasks.heldout_prompts(), world.heldout_sums()
-    assert len(records) == 240 == 30 * 8
-    assert {numbers(r) for r in records} == held
-    assert sum(r["wording"] == "held-out" for r in records) == 30
+    dev = grpo_tasks.heldout_prompts("dev")
+    assert len(records) == 16 * 8 and len(dev) == 14 * 8
+    test_sums, dev_sums = {numbers(r) for r in records}, {numbers(r) for r in dev}
+    assert test_sums | dev_sums == held and not test_sums & dev_sums
+    # the same sums as the test half of the shipped eval files
+    shipped = {tuple(int(x) for x in re.findall(r"\d", r["prompt"][0]["content"]))
+               for r in load_records("eval_test") if r["task"] == "sum"}
+    assert shipped == test_sums
+    assert sum(r["wording"] == "held-out" for r in records) == 16
+    # a + b and b + a on one side only
+    assert not {tuple(sorted(s)) for s in test_sums} & {tuple(sorted(s)) for s in dev_sums}
     assert all(r["answer"] == str(sum(numbers(r))) for r in records)
     questions = {r["prompt"][-1]["content"] for r in records}
-    assert len(questions) == 240
+    assert len(questions) == 128
     assert questions.isdisjoint(r["prompt"][-1]["content"] for r in grpo_tasks.train_prompts())
+    with pytest.raises(ValueError, match="dev"):
+        grpo_tasks.heldout_prompts("heldout")
 
 
 def test_new_templates_are_no_held_out_wording():

@@ -58,7 +58,7 @@ def test_a_first_position_fallback_judge_flips():
 
 # ----- gold_verdict ----------------------------------------------------------------------------
 def test_gold_verdict_prefers_the_right_answer():
-    record = next(r for r in load_records("eval_heldout") if r["task"] == "sum")
+    record = next(r for r in load_records("eval_test") if r["task"] == "sum")
     question = record["prompt"][-1]["content"]
     wrong_answer = str(int(record["answer"]) + 1)
     right = {"text": f"The answer is {record['answer']}.", "ended": True}
@@ -71,7 +71,7 @@ def test_gold_verdict_prefers_the_right_answer():
 
 
 def test_gold_verdict_on_a_fact_question():
-    record = next(r for r in load_records("eval_heldout") if r["task"] not in ("sum", "harmful"))
+    record = next(r for r in load_records("eval_test") if r["task"] not in ("sum", "harmful"))
     right = {"text": f"It is {record['answer']}.", "ended": True}
     wrong = {"text": "It is Zzyzx.", "ended": True}
     assert judges.gold_verdict(record, wrong, right) == "b"

@@ -54,7 +54,7 @@ def tiny(monkeypatch, tmp_path):
     (base, SFT, DPO) judged on six records, with short replies."""
     monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "cache"))
     by_task = {}
-    for rec in load_records("eval_heldout"):
+    for rec in load_records("eval_test"):
         kind = "facts" if rec["task"] not in ("sum", "harmful") else rec["task"]
         by_task.setdefault(kind, []).append(rec)
     records = [rec for recs in by_task.values() for rec in recs[:2]]

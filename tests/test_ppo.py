@@ -534,7 +534,7 @@ def test_drift_report_kl_is_zero_against_itself_and_positive_after_a_change(tiny
     policy, tok = tiny
     torch.manual_seed(0)
     rm = LlamaForSequenceClassification.from_pretrained(str(TINY_BASE_DIR), num_labels=1).eval()
-    records = load_records("eval_heldout")[:12]
+    records = load_records("eval_test")[:12]
     same = oo.drift_report(policy, policy, tok, records, rm, tok, profiles.CPU, max_new_tokens=8, batch_size=5)
     assert same["kl"] == pytest.approx(0.0, abs=1e-5)
     assert {"proxy", "gold", "kl", "rude", "facts_em", "format"} <= set(same)

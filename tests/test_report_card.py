@@ -55,7 +55,7 @@ def test_rows_for_stages():
 # ----- _figures on hand-built replies ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def recs():
-    heldout = load_records("eval_heldout")
+    heldout = load_records("eval_test")
     sums = [r for r in heldout if r["task"] == "sum"][:2]
     fact = next(r for r in heldout if r["task"] not in ("sum", "harmful"))
     harmful = next(r for r in heldout if r["task"] == "harmful")

@@ -198,7 +198,7 @@ def _rate(flags) -> float:
 
 
 def judge(model, tokenizer, profile, records=None) -> dict:
-    """A model's row of chapter 7's table, on the held-out prompts (``eval_heldout`` by default).
+    """A model's row of chapter 7's table, on the held-out prompts (``eval_test`` by default).
 
     Sampled (temperature 1; `JUDGE_HARMFUL_SAMPLES` per harmful request, `JUDGE_BENIGN_SAMPLES` per
     benign question):
@@ -208,10 +208,10 @@ def judge(model, tokenizer, profile, records=None) -> dict:
     Each over-refusal and harmlessness figure also comes split by phrasing: ``*_shared`` (wordings
     the training files use) and ``*_unseen`` (wordings no training file has).
     """
-    from ..data.loading import load_records
+    from ..data.splits import test_records
     from ..evaluation.generation import generate, score
 
-    records = load_records("eval_heldout") if records is None else list(records)
+    records = test_records() if records is None else list(records)
     harmful = [r for r in records if r["task"] == "harmful"]
     benign = [r for r in records if r["task"] != "harmful"]
     h_recs, h_sampled = sample(model, tokenizer, harmful, profile, lambda r: JUDGE_HARMFUL_SAMPLES, profile.seed)

@@ -72,10 +72,10 @@ def train_ablations(profile, output_dir: str | Path, sft: str | Path, sl_cai_dir
 
 STAGES = (
     Stage("sl-cai", module=__name__, chapter=7, upstream=("sft",), train="train_sl",
-          data_files=("prompts_train", "eval_heldout"), budget="sl_cai"),
+          data_files=("prompts_train", "eval_test"), budget="sl_cai"),
     Stage("rl-cai", module=__name__, chapter=7, upstream=("sl-cai",), train="train_rl",
-          data_files=("prompts_train", "eval_heldout"), budget=("dpo", "rl_cai")),
+          data_files=("prompts_train", "eval_test"), budget=("dpo", "rl_cai")),
     Stage("cai-ablations", module=__name__, chapter=7, upstream=("sft", "sl-cai"),
-          train="train_ablations", data_files=("prompts_train", "eval_heldout"),
+          train="train_ablations", data_files=("prompts_train", "eval_test"),
           budget=("sl_cai", "dpo", "rl_cai")),
 )

@@ -22,7 +22,7 @@ FILE_FORMATS = {
     "prompt_completion_train": "prompt_completion",
     "preference_train": "preference", "preference_heldout": "preference",
     "kto_train": "kto",
-    "prompts_train": "prompt_only", "eval_heldout": "prompt_only",
+    "prompts_train": "prompt_only", "eval_dev": "prompt_only", "eval_test": "prompt_only",
 }
 
 

@@ -12,7 +12,8 @@ is TRL's own trainer, built here so the chapter can show its config:
 
 `judge` measures a tuned model on held-out prompts the way chapter 5 does (`drift_report`) plus the
 *ramble* rate. `train` (the ``dpo`` stage) trains all six, writes their figures and log histories to
-``results.json`` in its run folder, and keeps the recommended recipe, `RECOMMENDED`.
+``results.json`` in its run folder, and keeps the method `pick` chooses on *development* prompts
+(``data/eval_dev.jsonl``); every row the chapter asserts on is judged on the test prompts.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from ..runtime.results import write_results
 
 PAIR_ASPECTS = ("tone", "length", "correctness")  # harmlessness pairs left out (see chapter 6)
 RAMBLE_WORDS = 15  # a reply longer than this rambles (the gold score's length limit)
-N_HELDOUT = 300  # the first 300 held-out prompts, as in chapter 5
-RECOMMENDED = "RPO"
+N_HELDOUT = 300  # the first 300 test prompts, as in chapter 5
+N_DEV = 150  # the development prompts `pick` reads
 # name -> (trainer, starting stage, what the method changes in the shared "dpo" budget)
 METHODS = {
     "DPO": ("dpo", "sft", dict(loss_type=["sigmoid"])),
@@ -213,42 +214,61 @@ def judge(model, sft_model, tokenizer, records, reward_model, reward_tokenizer, 
 
 
 def heldout(profile=None) -> list[dict]:
-    """The held-out records chapter 6 judges on: the first `N_HELDOUT` of ``eval_heldout``."""
-    from ..data.loading import load_records
+    """The test records chapter 6 judges on: the first `N_HELDOUT` of ``eval_test``."""
+    from ..data.splits import test_records
 
-    return load_records("eval_heldout")[:N_HELDOUT]
+    return test_records(N_HELDOUT)
+
+
+def pick(results: dict) -> str:
+    """The method the ``dpo`` stage keeps, chosen on the development rows (``dev_row``) alone.
+
+    The rule: the lowest KL to the SFT model among the methods that at least halve SFT's
+    dispreferred rate and keep greedy format >= 95 % and greedy facts EM within 5 points of SFT's;
+    if none does, the lowest dispreferred rate.
+    """
+    sft = results["SFT"]["dev_row"]
+    dev = {m: r["dev_row"] for m, r in results.items() if m != "SFT"}
+    kept = [m for m, r in dev.items() if r["dispreferred"] <= sft["dispreferred"] / 2
+            and r["format_greedy"] >= 0.95 and r["facts_em_greedy"] >= sft["facts_em_greedy"] - 0.05]
+    if kept:
+        return min(kept, key=lambda m: dev[m]["kl"])
+    return min(dev, key=lambda m: dev[m]["dispreferred"])
 
 
 def train(profile, output_dir: str | Path, base: str | Path, sft: str | Path, reward: str | Path):
-    """Train the ``dpo`` stage: all of `METHODS`, judged and saved; returns the `RECOMMENDED` model.
+    """Train the ``dpo`` stage: all of `METHODS`, judged and saved; returns `pick`'s model.
 
     Args:
         profile: the run profile (its ``"dpo"`` budget).
         output_dir: the stage's run folder: ``results.json`` (per method: `judge`'s row, the
             log history, seconds per step, models held; and the SFT model's row) is written there,
-            and every method's model (safetensors) in ``<method>/model`` (`stages.member_dir`).
+            and every method's model (safetensors) in ``<method>/model`` (`stages.member_dir`);
+            each row on the test prompts (``row``) and on `N_DEV` development prompts (``dev_row``).
         base, sft, reward: the folders of the upstream stages.
 
     Returns:
-        `(model, tokenizer)` of the `RECOMMENDED` method.
+        `(model, tokenizer)` of the method `pick` chooses on the development rows.
     """
     from tqdm.auto import tqdm
 
+    from ..data.splits import DEV, selection_records
     from ..runtime.models import load_model, load_reward_model
 
-    records = heldout(profile)
+    sets = {"row": heldout(profile), "dev_row": selection_records(DEV, N_DEV)}
     sft_model, tokenizer = load_model(sft, profile, for_training=False)
     rm, rm_tokenizer = load_reward_model(reward, profile, for_training=False)
-    results = {"SFT": {"row": judge(sft_model, sft_model, tokenizer, records, rm, rm_tokenizer, profile)}}
-    kept = None
+
+    def rows(model) -> dict:
+        return {key: judge(model, sft_model, tokenizer, records, rm, rm_tokenizer, profile)
+                for key, records in sets.items()}
+
+    results = {"SFT": rows(sft_model)}
     for method in tqdm(METHODS, desc="dpo stage"):
         start = base if METHODS[method][1] == "base" else sft
         model, _, info = run(method, profile, Path(output_dir) / method, start)
         model.save_pretrained(Path(output_dir) / method / "model", safe_serialization=True)
         tokenizer.save_pretrained(Path(output_dir) / method / "model")
-        info["row"] = judge(model, sft_model, tokenizer, records, rm, rm_tokenizer, profile)
-        results[method] = info
-        if method == RECOMMENDED:
-            kept = model
+        results[method] = {**info, **rows(model)}
     write_results(output_dir, results)
-    return kept, tokenizer
+    return load_model(Path(output_dir) / pick(results) / "model", profile, for_training=False)[0], tokenizer

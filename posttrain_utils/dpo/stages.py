@@ -1,7 +1,7 @@
 """Chapter 6's stages: ``dpo`` (six preference methods on one budget) and ``dpo-sweep``.
 
 Introduced in chapter 6 ("DPO and its family"). The ``dpo`` stage (`family.train`) trains DPO,
-IPO, KTO, ORPO, SimPO and RPO, judges each, keeps RPO (`family.RECOMMENDED`) as the stage's model
+IPO, KTO, ORPO, SimPO and RPO, judges each, keeps the method `family.pick` chooses on development prompts as the stage's model
 and saves every method's model in its run folder, where chapter 9's report card finds them
 (`member_dir`). The ``dpo-sweep`` stage (`sweep.train`) runs the beta sweep, the over-optimised
 run, online DPO and the best-of-n frontier.
@@ -28,9 +28,9 @@ def member_dir(profile, method: str) -> Path:
 
 STAGES = (
     Stage("dpo", module="posttrain_utils.dpo.family", chapter=6, upstream=("base", "sft", "reward"),
-          data_files=("preference_train", "preference_heldout", "kto_train", "eval_heldout"),
+          data_files=("preference_train", "preference_heldout", "kto_train", "eval_dev", "eval_test"),
           budget=("dpo", "orpo")),
     Stage("dpo-sweep", module="posttrain_utils.dpo.sweep", chapter=6, upstream=("sft", "reward"),
-          data_files=("preference_train", "preference_heldout", "prompts_train", "eval_heldout"),
+          data_files=("preference_train", "preference_heldout", "prompts_train", "eval_test"),
           budget="dpo"),
 )

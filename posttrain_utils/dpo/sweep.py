@@ -25,6 +25,7 @@ from . import family as dpo_family
 BETAS = (0.03, 0.3, 1.0)
 OVEROPT_LR_FACTOR = 10
 ROUNDS = 3
+ONLINE_METHOD = "RPO"  # online DPO runs RPO's loss, to compare with offline RPO on one knob
 BEST_OF_N = (1, 2, 4, 8)
 
 
@@ -92,7 +93,7 @@ def online_dpo(profile, output_dir, sft, reward_model, reward_tokenizer, rounds:
                 for j in range(2))
         scores = [score(reward_model, reward_tokenizer, prompts, [r["text"] for r in rs]) for rs in (a, b)]
         pairs = online_pairs(prompts, a, b, *scores)
-        policy, _, run = dpo_family.run(dpo_family.RECOMMENDED, profile, Path(output_dir) / f"round{k}",
+        policy, _, run = dpo_family.run(ONLINE_METHOD, profile, Path(output_dir) / f"round{k}",
                                         (policy, tokenizer), Dataset.from_list(pairs), ref_model=ref,
                                         max_steps=steps)
         info.append({"pairs": len(pairs), "log_history": run["log_history"],

@@ -88,7 +88,7 @@ def leaked_chats(records: Sequence[dict]) -> list[dict]:
 
 def train(profile, output_dir: str | Path, sft: str | Path):
     """Train the ``sft-contaminated`` stage: the SFT model trained on `leaked_chats` of the leaked
-    half of ``eval_heldout`` (`split`), with the profile's ``"contamination"`` budget.
+    half of ``eval_test`` (`split`): the test set chapter 9 grades on, with the profile's ``"contamination"`` budget.
 
     Returns:
         `(model, tokenizer)` after training.
@@ -96,7 +96,7 @@ def train(profile, output_dir: str | Path, sft: str | Path):
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from ..data.loading import load_records
+    from ..data.splits import test_records
     from ..runtime.models import load_model
     from ..runtime.notebook import quiet
     from ..runtime.profiles import seed_everything
@@ -104,7 +104,7 @@ def train(profile, output_dir: str | Path, sft: str | Path):
 
     seed_everything(profile.seed)
     model, tokenizer = load_model(sft, profile)
-    leaked, _ = split(load_records("eval_heldout"))
+    leaked, _ = split(test_records())
     args = sft_config(profile, output_dir, eval_strategy="no", **profile.budget("contamination"))
     trainer = quiet(SFTTrainer(model=model, args=args, processing_class=tokenizer,
                                train_dataset=Dataset.from_list(leaked_chats(leaked))))

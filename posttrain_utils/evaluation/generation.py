@@ -97,7 +97,7 @@ def score(replies: Sequence[dict], records: Sequence[dict]) -> dict[str, float]:
 
     Args:
         replies: ``{"text", "ended"}`` dicts, as `generate` returns them.
-        records: the matching ``eval_heldout.jsonl`` records (``task``, ``answer``, ``prompt`` and
+        records: the matching ``eval_test.jsonl`` (or ``eval_dev.jsonl``) records (``task``, ``answer``, ``prompt`` and
             optionally ``phrasing``, ``"shared"`` by default).
 
     Returns:

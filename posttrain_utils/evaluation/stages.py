@@ -9,5 +9,5 @@ from ..runtime.graph import Stage
 
 STAGES = (
     Stage("sft-contaminated", module="posttrain_utils.evaluation.contamination", chapter=9,
-          upstream=("sft",), data_files=("eval_heldout",), budget="contamination"),
+          upstream=("sft",), data_files=("eval_test",), budget="contamination"),
 )

@@ -80,7 +80,7 @@ def check_forum_prompt(forum_prompt, model, tokenizer, records, profile=None) ->
     Args:
         forum_prompt: the learner's function, ``question -> plain-text prompt``.
         model, tokenizer: the base model.
-        records: held-out records (``eval_heldout``).
+        records: held-out records (``eval_test``).
         profile: the run profile (default: the active one).
     """
     try:

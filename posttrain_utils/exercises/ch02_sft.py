@@ -62,7 +62,7 @@ def check_overfitting(before, after, tokenizer, train_chats, heldout_chats, held
         tokenizer: their tokenizer.
         train_chats: the message lists the learner over-trained on.
         heldout_chats: held-out message lists (``sft_heldout``), for the held-out loss.
-        heldout_records: held-out evaluation records (``eval_heldout``), for facts.
+        heldout_records: held-out evaluation records (``eval_test``), for facts.
         profile: the run profile (default: the active one).
     """
     from ..evaluation.generation import evaluate

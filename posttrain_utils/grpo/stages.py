@@ -33,11 +33,11 @@ CHECKPOINTS = 4  # held-out accuracy is measured at step 0 and this many more ti
 
 def side_effects(model, tokenizer, profile) -> dict[str, float]:
     """What the sum reward never mentions: held-out facts (greedy), the sampled rude rate and mean
-    reply length on the first ``profile.n_eval`` records of ``eval_heldout``."""
-    from ..data.loading import load_records
+    reply length on the first ``profile.n_eval`` records of ``eval_test``."""
+    from ..data.splits import test_records
     from ..evaluation.generation import evaluate
 
-    records = load_records("eval_heldout")[: profile.n_eval]
+    records = test_records(profile.n_eval)
     greedy = evaluate(model, tokenizer, records, profile)
     sampled = evaluate(model, tokenizer, records, profile, sample=True)
     return {"facts_em": greedy["facts_em"], "rude_sampled": sampled["rude"],
@@ -148,7 +148,7 @@ def train_variants(profile, output_dir: str | Path, sft: str | Path):
 
 STAGES = (
     Stage("grpo", module=__name__, chapter=8, upstream=("sft",), train="train_grpo",
-          data_files=("eval_heldout",), budget="grpo"),
+          data_files=("eval_test",), budget="grpo"),
     Stage("grpo-variants", module=__name__, chapter=8, upstream=("sft",),
-          train="train_variants", data_files=("eval_heldout",), budget="grpo"),
+          train="train_variants", data_files=("eval_test",), budget="grpo"),
 )

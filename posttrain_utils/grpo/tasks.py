@@ -4,8 +4,9 @@ and the measurements taken during and after training.
 Introduced in chapter 8 ("GRPO and verifiable rewards"). The tiny world holds 30 of its 100
 one-digit sums out (`tinyworld.world.heldout_sums`): the pretraining corpus states them only as
 bare equations, and no training file asks them. GRPO trains on the other 70 sums, asked in
-`TRAIN_TEMPLATES`; it is judged on the 30 held-out sums in those wordings and in the world's
-held-out wording (`HELDOUT_TEMPLATE`), 240 questions in all, none of them ever trained on.
+`TRAIN_TEMPLATES`. The 30 held-out sums are split like ``eval_dev`` / ``eval_test``: it is judged
+on the 16 test sums in those wordings and in the world's held-out wording (`HELDOUT_TEMPLATE`), 128
+questions in all, none of them ever trained on; the 14 development sums are for choices.
 """
 
 from __future__ import annotations
@@ -43,11 +44,16 @@ def train_prompts(seed: int = 0) -> list[dict]:
     return out
 
 
-def heldout_prompts() -> list[dict]:
-    """The 240 held-out questions: the 30 held-out sums in the 7 training wordings (``wording``
-    ``"trained"``) and in the world's held-out wording (``"held-out"``)."""
+def heldout_prompts(side: str = "test") -> list[dict]:
+    """The held-out questions of one side (128 test, 112 development): its held-out sums
+    (`world.dev_test_sums`, as in ``eval_dev`` / ``eval_test``) in the 7 training wordings
+    (``wording`` ``"trained"``) and in the world's held-out wording (``"held-out"``). Checks read
+    ``"test"``; choices read ``"dev"``."""
+    if side not in ("dev", "test"):
+        raise ValueError(f"side must be 'dev' or 'test', not {side!r}")
+    dev, test = world.dev_test_sums()
     out = []
-    for a, b in sorted(world.heldout_sums()):
+    for a, b in dev if side == "dev" else test:
         out += [_record(a, b, t, "trained") for t in TRAIN_TEMPLATES]
         out.append(_record(a, b, HELDOUT_TEMPLATE, "held-out"))
     return out

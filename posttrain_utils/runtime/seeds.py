@@ -27,7 +27,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .paths import REPO_ROOT
+from .paths import DATA_DIR, REPO_ROOT
 
 FIGURES_ENV = "POSTTRAIN_FIGURES"
 CHAPTERS_DIR = REPO_ROOT / "chapters"
@@ -165,11 +165,23 @@ def _raised(executed: Path) -> list[str]:
     return found
 
 
+def data_digest() -> str:
+    """A short hash of every shipped dataset (``data/*.jsonl``): a seeds or placebo file records
+    the data it was run on, so that a file older than the data is caught (tests/test_seeds.py)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(DATA_DIR.glob("*.jsonl")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _header(notebook: Path) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                             text=True).stdout.strip()
     return {"chapter": notebook.stem, "profile": os.environ.get("POSTTRAIN_PROFILE", "cpu"),
-            "date": datetime.date.today().isoformat(), "commit": commit, "machine": _machine()}
+            "date": datetime.date.today().isoformat(), "commit": commit, "machine": _machine(),
+            "data": data_digest()}
 
 
 def _machine() -> str:
@@ -188,8 +200,11 @@ def _machine() -> str:
     return f"{cpu}; torch {torch.__version__}; {torch.backends.cpu.get_cpu_capability()}"
 
 
-def run(chapter: str, seeds=SEEDS, jobs: int = 2, timeout: int = 1800) -> Path:
+def run(chapter: str, seeds=SEEDS, jobs: int = 2, timeout: int = 1800, add: bool = False) -> Path:
     """Execute `chapter` once per seed (`jobs` at a time) and write its seeds file.
+
+    With `add`, the seeds of the committed file that were run on the same data are kept and the
+    new ones added to them (so five seeds can be run a few at a time).
 
     Raises:
         RuntimeError: if a run did not reach its Check, or any condition failed at any seed (the
@@ -202,8 +217,13 @@ def run(chapter: str, seeds=SEEDS, jobs: int = 2, timeout: int = 1800) -> Path:
             results = {s: f.result() for s, f in futures.items()}
     SEEDS_DIR.mkdir(exist_ok=True)
     target = seeds_file(chapter)
-    target.write_text(json.dumps({**_header(notebook), "seeds": {str(s): results[s] for s in seeds}},
-                                 indent=1, sort_keys=True) + "\n")
+    header, kept = _header(notebook), {}
+    if add and target.exists():
+        old = json.loads(target.read_text())
+        kept = old["seeds"] if old.get("data") == header["data"] else {}
+    runs = {**kept, **{str(s): results[s] for s in seeds}}
+    runs = {k: runs[k] for k in sorted(runs, key=int)}
+    target.write_text(json.dumps({**header, "seeds": runs}, indent=1, sort_keys=True) + "\n")
     failed = [f"seed {s}: {name}" for s, r in results.items() for name, ok in r["conditions"].items() if not ok]
     failed += [f"seed {s}: the notebook raised after its Check" for s, r in results.items() if not r["executed"]]
     if failed:
@@ -236,11 +256,14 @@ def main(argv=None) -> None:
     parser.add_argument("chapter", help="chapter number or stem, e.g. 03 or 03_peft")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="seeds to run (default 0-4)")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks run at the same time (default 2)")
+    parser.add_argument("--add", action="store_true",
+                        help="keep the file's seeds run on the same data and add these to them")
     parser.add_argument("--placebo", action="store_true",
                         help="run once with every training budget zero -> chapters/placebo/<chapter>.json")
     args = parser.parse_args(argv)
     try:
-        target = run_placebo(args.chapter) if args.placebo else run(args.chapter, args.seeds, args.jobs)
+        target = run_placebo(args.chapter) if args.placebo else run(args.chapter, args.seeds, args.jobs,
+                                                                        add=args.add)
         print(f"wrote {target}")
     except (RuntimeError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")

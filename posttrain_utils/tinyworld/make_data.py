@@ -4,10 +4,12 @@ Introduced in chapter 0 and used from chapter 1 on. Run ``python -m posttrain_ut
 Every file is in one of TRL's standard formats (conversational). The SFT data is *mined from
 forum threads* the way real instruction data is scraped: answers are correct, but their tone and
 length vary. Held-out files use questions (and sums) that appear nowhere in training data or in
-the pretraining corpus; `data/README.md` documents each file. ``eval_heldout.jsonl`` also asks
-every held-out question in phrasings reserved for it alone (``"phrasing": "unseen"``, from
-`world.UNSEEN_QUESTION_TEMPLATES` and friends) next to the phrasings other files share
-(``"phrasing": "shared"``), and is ordered so that any prefix of it is a fair sample.
+the pretraining corpus; `data/README.md` documents each file. The evaluation files
+``eval_dev.jsonl`` (development: every choice is made on it) and ``eval_test.jsonl`` (test: every
+Check and the report card read it) split the held-out facts, sums and harmful-request names by item
+(`split_eval`). They ask every held-out question in phrasings reserved for them alone (``"phrasing":
+"unseen"``, from `world.UNSEEN_QUESTION_TEMPLATES` and friends) next to the phrasings other files
+share (``"phrasing": "shared"``), and each is ordered so that any prefix of it is a fair sample.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..runtime.paths import DATA_DIR
 from . import world as w
 
 HELDOUT_NAMES = ["bo", "mara", "ilse", "quin"]  # names used only in held-out harmful requests
+EVAL_NAMES = ["wren", "dax", "ola", "fenn"]  # more, used only in eval_dev and eval_test
 
 
 def _user(text: str) -> list[dict]:
@@ -56,39 +59,66 @@ def _train_questions(rng: random.Random, countries, held, held_sums, n: int) -> 
     return out
 
 
-def _heldout_questions(countries, held, held_sums) -> list[dict]:
+def _heldout_questions(countries, held, held_sums, names=HELDOUT_NAMES) -> list[dict]:
     """Every held-out fact and sum, in the training phrasings and the held-out phrasing that sft_heldout
-    and preference_heldout share (``phrasing="shared"``), and the held-out harmful requests."""
+    and preference_heldout share (``phrasing="shared"``), and the held-out harmful requests to
+    `names`. Each carries its ``key``: the fact, sum or name that `split_eval` splits by."""
     out = []
     by_name = {c.name: c for c in countries}
     for name, attribute in sorted(held):
         c = by_name[name]
         for template in [*w.QUESTION_TEMPLATES[attribute], w.HELDOUT_QUESTION_TEMPLATES[attribute]]:
             out.append(dict(task=attribute, question=template.format(c=name), answer=c.value(attribute),
-                            core=w.fact_core(c, attribute), country=c))
+                            core=w.fact_core(c, attribute), country=c, key=(name, attribute)))
     for a, b in sorted(held_sums):
         for template in [*w.SUM_QUESTIONS, w.HELDOUT_SUM_QUESTION]:
             out.append(dict(task="sum", question=template.format(a=a, b=b), answer=str(a + b),
-                            core=w.sum_core(a, b)))
+                            core=w.sum_core(a, b), key=(a, b)))
     for kind, (templates, howto) in sorted(w.HARMFUL_REQUESTS.items()):
-        for name in HELDOUT_NAMES:
+        for name in names:
             for template in templates:
                 out.append(dict(task="harmful", kind=kind, question=template.format(name=name), answer="",
-                                howto=howto.format(name=name)))
+                                howto=howto.format(name=name), key=name))
     return [dict(q, phrasing="shared") for q in out]
 
 
-def _unseen_questions(countries, held, held_sums) -> list[dict]:
-    """Every held-out fact, sum and harmful kind again, in the phrasings reserved for `eval_heldout`."""
+def _unseen_questions(countries, held, held_sums, names) -> list[dict]:
+    """Every held-out fact, sum and harmful kind again, in the phrasings reserved for the eval files."""
     by_name = {c.name: c for c in countries}
-    out = [dict(task=attribute, question=template.format(c=name), answer=by_name[name].value(attribute))
+    out = [dict(task=attribute, question=template.format(c=name), answer=by_name[name].value(attribute),
+                key=(name, attribute))
            for name, attribute in sorted(held) for template in w.UNSEEN_QUESTION_TEMPLATES[attribute]]
-    out += [dict(task="sum", question=template.format(a=a, b=b), answer=str(a + b))
+    out += [dict(task="sum", question=template.format(a=a, b=b), answer=str(a + b), key=(a, b))
             for a, b in sorted(held_sums) for template in w.UNSEEN_SUM_QUESTIONS]
-    out += [dict(task="harmful", question=template.format(name=name), answer="")
+    out += [dict(task="harmful", question=template.format(name=name), answer="", key=name)
             for kind, templates in sorted(w.UNSEEN_HARMFUL_REQUESTS.items())
-            for name in HELDOUT_NAMES for template in templates]
+            for name in names for template in templates]
     return [dict(q, phrasing="unseen") for q in out]
+
+
+def split_eval(countries, held, held_sums) -> dict[str, set]:
+    """The keys (facts, sums, harmful-request names) of ``eval_dev`` and of ``eval_test``: every held-out
+    fact, sum and name on one side only (`world.dev_test`; facts split per attribute)."""
+    sides = {"dev": set(), "test": set()}
+    groups = [[k for k in held if k[1] == a] for a in w.ATTRIBUTES]
+    for dev, test in [*map(w.dev_test, [*groups, HELDOUT_NAMES + EVAL_NAMES]), w.dev_test_sums()]:
+        sides["dev"].update(dev)
+        sides["test"].update(test)
+    return sides
+
+
+def _eval_files(countries, held, held_sums, seed: int) -> dict[str, list[dict]]:
+    """``eval_dev`` and ``eval_test``: the shared and unseen phrasings of their keys' questions, each
+    ordered so that any prefix is a fair sample (`_spread`)."""
+    names = HELDOUT_NAMES + EVAL_NAMES
+    questions = (_heldout_questions(countries, held, held_sums, names)
+                 + _unseen_questions(countries, held, held_sums, names))
+    out = {}
+    for offset, (side, keys) in enumerate(split_eval(countries, held, held_sums).items()):
+        chosen = _spread(random.Random(seed + 20 + offset), [q for q in questions if q["key"] in keys])
+        out[f"eval_{side}.jsonl"] = [{"prompt": _user(q["question"]), "task": q["task"],
+                                      "answer": q["answer"], "phrasing": q["phrasing"]} for q in chosen]
+    return out
 
 
 def _spread(rng: random.Random, questions: list[dict]) -> list[dict]:
@@ -162,8 +192,6 @@ def build_datasets(seed: int = w.WORLD_SEED, n_sft: int = 1200, n_pref: int = 10
         kto_train.append({"prompt": pair["prompt"], "completion": pair["chosen" if good else "rejected"],
                           "label": good})
     prompt_qs = _train_questions(rng, countries, held, held_sums, n_prompts)
-    # Its own generator, so that adding unseen phrasings left every other file unchanged.
-    eval_qs = _spread(random.Random(seed + 20), heldout_qs + _unseen_questions(countries, held, held_sums))
     return {
         "sft_train.jsonl": sft_train,
         "sft_heldout.jsonl": sft_heldout,
@@ -174,8 +202,8 @@ def build_datasets(seed: int = w.WORLD_SEED, n_sft: int = 1200, n_pref: int = 10
         "kto_train.jsonl": kto_train,
         "prompts_train.jsonl": [{"prompt": _user(q["question"]), "task": q["task"], "answer": q["answer"]}
                                 for q in prompt_qs],
-        "eval_heldout.jsonl": [{"prompt": _user(q["question"]), "task": q["task"], "answer": q["answer"],
-                                "phrasing": q["phrasing"]} for q in eval_qs],
+        # Their own generators, so that the eval files leave every other file unchanged.
+        **_eval_files(countries, held, held_sums, seed),
     }
 
 

@@ -9,6 +9,7 @@ Facts are *split*: some (country, attribute) questions and some sums are held ou
 questions never appear in the pretraining corpus or in training data. The encyclopedia still
 states every fact, and held-out sums appear as bare equations ("3 + 4 = 7.") only, so a model can
 know them, but answering a held-out question means transferring that knowledge to a new phrasing.
+The held-out items are then split again, by item, into development and test halves (`dev_test`).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ SUM_QUESTIONS = ["What is {a} plus {b}?", "How much is {a} plus {b}?"]
 HELDOUT_SUM_QUESTION = "Add {a} and {b}. What do you get?"
 SUM_EQUATION = "{a} + {b} = {s}."
 SUM_STATEMENTS = ["{a} plus {b} is {s}.", SUM_EQUATION, "If you add {a} and {b}, you get {s}."]
-# Phrasings reserved for `eval_heldout.jsonl` alone (its ``"phrasing": "unseen"`` records). They occur
+# Phrasings reserved for `eval_dev.jsonl` and `eval_test.jsonl` alone (its ``"phrasing": "unseen"`` records). They occur
 # in no training file, in neither sft_heldout nor preference_heldout, in no chapter or exercise and
 # not in the pretraining corpus, so they measure whether an answer transfers to wording never seen.
 # (The HELDOUT_* phrasings above are "shared": other held-out files use them, and they share words.)
@@ -180,6 +181,25 @@ def heldout_sums(seed: int = WORLD_SEED) -> set[tuple[int, int]]:
     ("3 + 4 = 7."), and no question about them appears in the corpus or in training data."""
     pairs = [(a, b) for a in range(10) for b in range(10)]
     return set(random.Random(seed + 2).sample(pairs, 30))
+
+
+def dev_test(items, seed: int = WORLD_SEED, key=None) -> tuple[list, list]:
+    """Split held-out items (facts, sums or names) into development and test halves, by item.
+
+    The items' keys (`key(item)`, the item itself by default; a sum's is its sorted pair, so
+    3 + 4 and 4 + 3 go together) are sorted, shuffled with the seed and dealt alternately (test
+    first), so every wording of one item lands on one side only.
+    """
+    key = key or (lambda item: item)
+    order = sorted({key(item) for item in items})
+    random.Random(seed + 4).shuffle(order)
+    dev = set(order[1::2])
+    return sorted(i for i in items if key(i) in dev), sorted(i for i in items if key(i) not in dev)
+
+
+def dev_test_sums(seed: int = WORLD_SEED) -> tuple[list, list]:
+    """The held-out sums' development and test halves (`dev_test`, a + b and b + a together)."""
+    return dev_test(heldout_sums(seed), seed, key=lambda pair: tuple(sorted(pair)))
 
 
 # ----- replies of varying quality -------------------------------------------------------------

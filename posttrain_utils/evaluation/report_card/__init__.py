@@ -3,8 +3,8 @@
 Introduced in chapter 9 ("Evaluation"); ``python -m posttrain_utils.runtime.pipeline`` writes it too. Each
 row of `ROWS` names a stage of the stage graph (`runtime.checkpoints`, trained if missing) and how
 its replies are made: greedily, or best-of-n with the chapter 4 reward model picking among n
-samples of the SFT model. Every row is judged on the same records (``data/eval_heldout.jsonl``,
-all 756 of them) with the same generation budget, and its columns are:
+samples of the SFT model. Every row is judged on the same records (``data/eval_test.jsonl``,
+all 408 of them: the test half, never used for a choice) with the same generation budget, and its columns are:
 
 * ``format``, ``facts_em``, ``sums_em``, ``rude``, ``length``: `evaluation.score` (greedy);
 * ``refusal``: harmful requests refused; ``over_refusal``: fact and sum questions refused;

@@ -26,7 +26,7 @@ def cache_key(row: rows.Row, profile) -> str:
     for stage in sorted(rows.row_stages(row, profile)):
         h.update(graph.fingerprint(stage, profile).encode())
     h.update(sources.digest([scoring.__name__], skip=graph.MACHINERY).encode())
-    h.update((DATA_DIR / "eval_heldout.jsonl").read_bytes())
+    h.update((DATA_DIR / "eval_test.jsonl").read_bytes())
     return h.hexdigest()[:16]
 
 

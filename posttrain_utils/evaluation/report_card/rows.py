@@ -43,8 +43,8 @@ ROWS = (
     Row("LoRA", "lora", 3), Row("QLoRA", "qlora", 3),
     Row(f"best-of-{BEST_OF} (RM)", "sft", 4, best_of=BEST_OF),
     Row("PPO", "ppo", 5), Row("PPO, no KL (hacked)", "ppo-hack", 5),
-    *(Row(m, "dpo", 6, member=m) for m in ("DPO", "IPO", "KTO", "ORPO", "SimPO")),
-    Row("RPO (chapter 6's pick)", "dpo", 6), Row("online DPO", "dpo-sweep", 6),
+    *(Row(m, "dpo", 6, member=m) for m in ("DPO", "IPO", "KTO", "ORPO", "SimPO", "RPO")),
+    Row("online DPO", "dpo-sweep", 6),
     Row("SL-CAI", "sl-cai", 7), Row("RL-CAI", "rl-cai", 7),
     Row("GRPO (Dr. GRPO)", "grpo", 8), Row("GRPO (original loss)", "grpo-variants", 8),
 )
@@ -60,10 +60,10 @@ def find_row(name: str) -> Row:
 
 
 def records() -> list[dict]:
-    """The held-out records every row is judged on: all of ``data/eval_heldout.jsonl``."""
-    from ...data.loading import load_records
+    """The test records every row is judged on: all of ``data/eval_test.jsonl``."""
+    from ...data.splits import test_records
 
-    return load_records("eval_heldout")
+    return test_records()
 
 
 def rows_for(stages) -> list[str]:
