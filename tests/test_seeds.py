@@ -11,12 +11,13 @@ CHAPTERS = sorted(p.stem for p in seeds.CHAPTERS_DIR.glob("*.ipynb"))  # chapter
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_every_lesson_held_at_seeds_0_1_2(chapter):
+def test_every_lesson_held_at_every_committed_seed(chapter):
     path = seeds.seeds_file(chapter)
     assert path.exists(), f"run `make seeds CHAPTER={chapter[:2]}` and commit {path.name}"
     data = json.loads(path.read_text())
     assert data.get("data") == seeds.data_digest(), f"{path.name} was run on other data: rerun it"
-    assert {0} <= set(map(int, data["seeds"]))
+    # seeds 0 and 1 on the split data so far; issue 30 raises this to 0-4 (`seeds NN --add`)
+    assert {0, 1} <= set(map(int, data["seeds"]))
     for seed, run in data["seeds"].items():
         assert run["executed"], f"{chapter} raised at seed {seed}"
         assert run["conditions"], f"{chapter} at seed {seed} asserted nothing"
