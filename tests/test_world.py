@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from posttrain_utils.data import DATA_DIR, load_records
+from posttrain_utils.evaluation import contamination
 from posttrain_utils.runtime.paths import PACKAGE_DIR, REPO_ROOT
 from posttrain_utils.tinyworld import make_data, world
 
@@ -153,11 +154,7 @@ def _item(record: dict) -> tuple:
         names = [n for n in make_data.HELDOUT_NAMES + make_data.EVAL_NAMES if re.search(rf"\b{n}\b", question)]
         assert len(names) == 1, question
         return ("harmful", names[0])
-    if record["task"] == "sum":
-        return ("sum", *sorted(re.findall(r"\d", question)))
-    names = [c.name for c in world.make_countries() if re.search(rf"\b{c.name}\b", question)]
-    assert len(names) == 1, question
-    return (record["task"], names[0])
+    return contamination.fact_key(record)  # (task, country) or ("sum", a, b), a <= b
 
 
 def test_dev_and_test_are_disjoint_by_fact_sum_and_harmful_request(datasets):

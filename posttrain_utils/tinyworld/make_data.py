@@ -96,7 +96,7 @@ def _unseen_questions(countries, held, held_sums, names) -> list[dict]:
     return [dict(q, phrasing="unseen") for q in out]
 
 
-def split_eval(countries, held, held_sums) -> dict[str, set]:
+def split_eval(held, held_sums) -> dict[str, set]:
     """The keys (facts, sums, harmful-request names) of ``eval_dev`` and of ``eval_test``: every held-out
     fact, sum and name on one side only (`world.dev_test`; facts split per attribute)."""
     sides = {"dev": set(), "test": set()}
@@ -114,7 +114,7 @@ def _eval_files(countries, held, held_sums, seed: int) -> dict[str, list[dict]]:
     questions = (_heldout_questions(countries, held, held_sums, names)
                  + _unseen_questions(countries, held, held_sums, names))
     out = {}
-    for offset, (side, keys) in enumerate(split_eval(countries, held, held_sums).items()):
+    for offset, (side, keys) in enumerate(split_eval(held, held_sums).items()):
         chosen = _spread(random.Random(seed + 20 + offset), [q for q in questions if q["key"] in keys])
         out[f"eval_{side}.jsonl"] = [{"prompt": _user(q["question"]), "task": q["task"],
                                       "answer": q["answer"], "phrasing": q["phrasing"]} for q in chosen]
